@@ -1,0 +1,214 @@
+"""transformers + peft backend: batched, length-sorted, left-padded generation on CPU or GPU.
+
+Requests are grouped by (adapter, sampling params) — a batch must share them — sorted by prompt
+length (long first, so memory problems surface at once and padding stays small), and packed
+under a token budget. Several LoRA adapters of one base are loaded side by side with peft and
+switched per group; ``merge_adapter`` merges a single adapter into the weights first.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from evalkit.backends.base import BackendConfig, truncate_at_stop
+from evalkit.errors import BadInput
+from evalkit.types import GenParams, Generation, GenRequest, LoglikRequest, LoglikResult
+
+
+class HFBackend:
+    """Backend ``hf``."""
+
+    name = "hf"
+
+    def __init__(self, config: BackendConfig) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # evalkit draws its own progress bars
+        self.config = config
+        self._torch = torch
+        if config.device == "auto":
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        else:
+            self.device = config.device
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+                 "float16": torch.float16}.get(config.dtype)
+        if dtype is None:  # auto: exact fp32 on CPU, bf16 on GPU
+            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+        self._adapters: list[str] = []
+        if config.adapters:
+            from peft import PeftModel
+
+            items = list(config.adapters.items())
+            try:
+                model = PeftModel.from_pretrained(model, items[0][1], adapter_name=items[0][0])
+                for name, path in items[1:]:
+                    model.load_adapter(path, adapter_name=name)
+            except Exception as exc:  # noqa: BLE001 - peft raises many types for bad dirs
+                raise BadInput(f"adapter could not be applied to {config.model}: "
+                               f"{str(exc).splitlines()[0][:200]}; check that the adapter was "
+                               "trained for this base model") from None
+            if config.merge_adapter:
+                if len(items) != 1:
+                    raise BadInput("--merge-adapter takes exactly one --adapter")
+                model = model.merge_and_unload()
+            else:
+                self._adapters = [n for n, _ in items]
+        self.model = model.to(self.device).eval()
+        torch.manual_seed(config.seed)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _activate(self, adapter: str | None):  # noqa: ANN202
+        """A context manager that runs the model with `adapter` (None = base weights)."""
+        import contextlib
+
+        if not self._adapters:
+            if adapter is not None and not self.config.merge_adapter:
+                raise BadInput(f"request asks for adapter {adapter!r} but none is loaded")
+            return contextlib.nullcontext()
+        if adapter is None:
+            return self.model.disable_adapter()
+        self.model.set_adapter(adapter)
+        return contextlib.nullcontext()
+
+    def _batches(self, lengths: list[int], budget_per_item: int) -> Iterator[list[int]]:
+        """Indices (sorted long → short) packed under the token budget."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batch: list[int] = []
+        for i in order:
+            width = lengths[batch[0]] if batch else lengths[i]
+            cap = self.config.batch_size or max(
+                1, self.config.max_batch_tokens // max(1, width + budget_per_item))
+            if batch and len(batch) >= cap:
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+    # -- generation -------------------------------------------------------------------------
+    def generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, Generation]]:
+        """Yield generations as batches finish."""
+        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for i, r in enumerate(requests):
+            groups[(r.adapter, r.params, r.add_special_tokens)].append(i)
+        for (adapter, params, special), idxs in groups.items():
+            enc = [self.tokenizer(requests[i].prompt, add_special_tokens=special)["input_ids"]
+                   for i in idxs]
+            for batch in self._batches([len(e) for e in enc], params.max_new_tokens * params.n):
+                with self._activate(adapter):
+                    outs = self._generate_batch([enc[b] for b in batch], params)
+                for b, gen in zip(batch, outs):
+                    yield idxs[b], gen
+
+    def _generate_batch(self, ids: list[list[int]], p: GenParams) -> list[Generation]:
+        torch = self._torch
+        tok = self.tokenizer
+        width = max(len(x) for x in ids)
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
+        attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids],
+                            device=self.device)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": p.max_new_tokens, "num_return_sequences": p.n,
+            "pad_token_id": pad, "repetition_penalty": p.repetition_penalty,
+        }
+        if p.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=p.temperature, top_p=p.top_p, top_k=0)
+        if p.stop:
+            kwargs.update(stop_strings=list(p.stop), tokenizer=tok)
+        if p.seed is not None:
+            torch.manual_seed(p.seed)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=input_ids, attention_mask=attn, **kwargs)
+        new = out[:, width:].tolist()
+        eos = {tok.eos_token_id, pad} - {None}
+        gens = []
+        for r in range(len(ids)):
+            texts, ntoks, reasons = [], [], []
+            for k in range(p.n):
+                seq = new[r * p.n + k]
+                n = len(seq)
+                while n and seq[n - 1] == pad:
+                    n -= 1
+                hit_eos = any(t in eos for t in seq[:n])
+                if hit_eos:
+                    n = next(j for j, t in enumerate(seq) if t in eos)
+                text = tok.decode(seq[:n], skip_special_tokens=True)
+                text, stopped = truncate_at_stop(text, p.stop)
+                texts.append(text)
+                ntoks.append(n)
+                reasons.append("stop" if stopped or hit_eos else "length")
+            gens.append(Generation(tuple(texts), tuple(ntoks), tuple(reasons)))
+        return gens
+
+    # -- log-likelihood ---------------------------------------------------------------------
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """lm-eval's pairing: trailing context spaces move to the continuation; the
+        continuation's tokens are the whole text's tokens after the context's.
+        An empty context is the BOS token (or EOS when there is none)."""
+        tok = self.tokenizer
+        if not context:
+            prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+            return [prefix], tok(continuation, add_special_tokens=False)["input_ids"]
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        whole = tok(context + continuation)["input_ids"]
+        ctx = tok(context)["input_ids"]
+        return ctx, whole[len(ctx):]
+
+    def loglikelihood(self, requests: Sequence[LoglikRequest]
+                      ) -> Iterator[tuple[int, LoglikResult]]:
+        """Yield summed continuation log-probs, batched by length."""
+        torch = self._torch
+        max_len = self.config.max_model_len or getattr(
+            self.model.config, "max_position_embeddings", 2048)
+        groups: dict[str | None, list[int]] = defaultdict(list)
+        for i, r in enumerate(requests):
+            groups[r.adapter].append(i)
+        for adapter, idxs in groups.items():
+            pairs = [self.encode_pair(requests[i].context, requests[i].continuation)
+                     for i in idxs]
+            seqs = [(c + k)[-(max_len + 1):] for c, k in pairs]
+            for batch in self._batches([len(s) for s in seqs], 0):
+                width = max(len(seqs[b]) - 1 for b in batch)
+                pad = self.tokenizer.pad_token_id
+                inp = torch.tensor([seqs[b][:-1] + [pad] * (width - len(seqs[b]) + 1)
+                                    for b in batch], device=self.device)
+                attn = torch.tensor([[1] * (len(seqs[b]) - 1) + [0] * (width - len(seqs[b]) + 1)
+                                     for b in batch], device=self.device)
+                with self._activate(adapter), torch.inference_mode():
+                    logits = self.model(input_ids=inp, attention_mask=attn).logits.float()
+                logp = torch.log_softmax(logits, dim=-1)
+                for row, b in enumerate(batch):
+                    s = seqs[b]
+                    n_cont = min(len(pairs[b][1]), len(s) - 1)
+                    if n_cont == 0:
+                        yield idxs[b], LoglikResult(0.0, 0, True)
+                        continue
+                    pos = torch.arange(len(s) - 1 - n_cont, len(s) - 1, device=self.device)
+                    tgt = torch.tensor(s[len(s) - n_cont:], device=self.device)
+                    lp = logp[row, pos]
+                    total = float(lp.gather(1, tgt[:, None]).sum())
+                    greedy = bool((lp.argmax(-1) == tgt).all())
+                    yield idxs[b], LoglikResult(total, n_cont, greedy)
+
+    def close(self) -> None:
+        """Drop the model and free accelerator memory."""
+        self.model = None
+        gc.collect()
+        if self._torch.cuda.is_available():
+            self._torch.cuda.empty_cache()

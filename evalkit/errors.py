@@ -1,0 +1,28 @@
+"""One error type for every problem a user can fix.
+
+The CLI turns an `EvalkitError` into a single line on stderr and exit code 2 (no traceback);
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class EvalkitError(Exception):
+    """A user-facing error: the message names the problem and the fix, on one line."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))  # one line, whatever the caller wrote
+
+
+class DataNotFound(EvalkitError):
+    """A dataset is neither in the local mirror nor reachable on the hub."""
+
+
+class ModelNotFound(EvalkitError):
+    """A model or adapter path/id cannot be resolved."""
+
+
+class BadInput(EvalkitError):
+    """A malformed input file or option."""

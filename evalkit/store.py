@@ -1,0 +1,95 @@
+"""Append-only store of finished generations, so an interrupted run resumes for free.
+
+Every finished request is appended (one JSON line, flushed) to ``generations.jsonl`` the moment
+the backend returns it, under a key that hashes everything that determines the output: model
+identity + hash, adapter hash, the rendered prompt, generation parameters and seed. A rerun
+loads the keys and sends only missing requests. A line torn by SIGKILL is ignored on load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from evalkit.types import Generation, GenRequest, LoglikRequest, LoglikResult, Output, stable_hash
+
+
+def request_key(model_hash: str, adapter_hash: str | None, req: GenRequest | LoglikRequest,
+                merged: bool = False) -> str:
+    """The cache key of one request for one model variant."""
+    if isinstance(req, GenRequest):
+        body: dict[str, Any] = {"kind": "gen", "prompt": req.prompt, "params": req.params.key(),
+                                "special": req.add_special_tokens}
+    else:
+        body = {"kind": "loglik", "context": req.context, "continuation": req.continuation}
+    return stable_hash({"model": model_hash, "adapter": adapter_hash, "merged": merged, **body})
+
+
+def output_to_json(out: Output) -> dict[str, Any]:
+    """JSON form of a backend output."""
+    if isinstance(out, Generation):
+        return {"texts": list(out.texts), "n_tokens": list(out.n_tokens),
+                "finish_reasons": list(out.finish_reasons)}
+    return {"logprob": out.logprob, "n_tokens": out.n_tokens, "is_greedy": out.is_greedy}
+
+
+def output_from_json(d: dict[str, Any]) -> Output:
+    """Inverse of `output_to_json`."""
+    if "texts" in d:
+        return Generation(tuple(d["texts"]), tuple(d.get("n_tokens", ())),
+                          tuple(d.get("finish_reasons", ())))
+    return LoglikResult(float(d["logprob"]), int(d["n_tokens"]), bool(d["is_greedy"]))
+
+
+class GenerationStore:
+    """Key → output, persisted line by line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._data: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    try:
+                        obj = json.loads(line)
+                        self._data[obj["key"]] = obj["output"]
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        continue  # a torn last line from a killed run
+        self._fh = None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: str) -> Output:
+        """The stored output for `key`."""
+        return output_from_json(self._data[key])
+
+    def put(self, key: str, out: Output) -> None:
+        """Append one finished output and flush it to the OS at once."""
+        d = output_to_json(out)
+        self._data[key] = d
+        if self._fh is None:
+            # a torn line left by a killed writer must not swallow the next record
+            if self.path.exists() and self.path.stat().st_size:
+                with open(self.path, "rb") as fh:
+                    fh.seek(-1, os.SEEK_END)
+                    torn = fh.read(1) != b"\n"
+            else:
+                torn = False
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            if torn:
+                self._fh.write("\n")
+        self._fh.write(json.dumps({"key": key, "output": d}, ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        """Close the file handle."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
