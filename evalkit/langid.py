@@ -39,7 +39,7 @@ ISO1: dict[str, str] = {
 
 def known(code: str) -> bool:
     """Whether the identifier can recognise `code`."""
-    return code in _BY_LINGUA
+    return code in LINGUA_NAMES
 
 
 @functools.lru_cache(maxsize=1)

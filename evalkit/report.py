@@ -21,25 +21,37 @@ def fmt_metric(m: dict[str, Any]) -> str:
     return s
 
 
-def print_table(summaries: Sequence[RunSummary]) -> None:
-    """One row per (model variant, task, metric)."""
+def _console():  # noqa: ANN202
+    import shutil
+
     from rich.console import Console
+
+    return Console(width=max(100, shutil.get_terminal_size((120, 24)).columns))
+
+
+def print_table(summaries: Sequence[RunSummary]) -> None:
+    """One table per model variant; rows (task, metric), ↓ marks lower-is-better."""
     from rich.table import Table
 
-    table = Table(title="evalkit results (95% CI)")
-    for col in ("model", "task", "metric", "value"):
-        table.add_column(col)
+    console = _console()
+    by_variant: dict[str, list[RunSummary]] = {}
     for s in summaries:
-        who = s.model + (f" + {s.adapter}" if s.adapter else "")
-        for name, m in s.metrics.items():
-            table.add_row(who, s.task, name + ("" if m.get("higher_is_better", True) else " ↓"),
-                          fmt_metric(m))
-    Console().print(table)
+        who = s.model + (f" + adapter {s.adapter}" if s.adapter else "")
+        by_variant.setdefault(who, []).append(s)
+    for who, items in by_variant.items():
+        table = Table(title=f"{who}  (95% CI)", title_justify="left")
+        for col in ("task", "metric", "value [95% CI]", "n"):
+            table.add_column(col, overflow="fold")
+        for s in items:
+            for i, (name, m) in enumerate(s.metrics.items()):
+                arrow = "" if m.get("higher_is_better", True) else " ↓"
+                table.add_row(s.task if i == 0 else "", name + arrow, fmt_metric(m),
+                              str(m.get("n", "")))
+        console.print(table)
 
 
 def print_metrics(task: str, metrics: dict[str, dict[str, Any]]) -> None:
     """Metrics of one task."""
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=task)
@@ -47,4 +59,4 @@ def print_metrics(task: str, metrics: dict[str, dict[str, Any]]) -> None:
     table.add_column("value")
     for name, m in metrics.items():
         table.add_row(name, fmt_metric(m))
-    Console().print(table)
+    _console().print(table)
