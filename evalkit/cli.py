@@ -103,6 +103,10 @@ def run(
     from evalkit.report import print_table
 
     print_table(summaries)
+    if "saga" in suite:  # SAGA's seven-column layout, base vs adapters side by side
+        from evalkit.saga_table import print_saga_table
+
+        print_saga_table(summaries)
     typer.echo(f"records: {out}/<model>-<hash>/samples/*.jsonl, summaries: summary.jsonl")
 
 
