@@ -145,10 +145,13 @@ def judge_texts(texts: Sequence[str], options: Any) -> tuple[list[Any], dict[str
     from evalkit.oracles.rule import RuleConfig, judge
     from evalkit.registry import ORACLES
 
-    name = str(options.get("oracle", DEFAULT_ORACLE))
-    factory = ORACLES.get(name)
-    oracle = factory()
-    if name != "fake":
+    spec = options.get("oracle", DEFAULT_ORACLE)
+    if isinstance(spec, str):
+        name = spec
+        oracle = ORACLES.get(name)()
+    else:  # an oracle object passed by a library caller (or a test)
+        oracle, name = spec, str(getattr(spec, "name", type(spec).__name__))
+    if isinstance(spec, str) and name != "fake":
         try:
             from evalkit.oracles.cache import CachedOracle
 
