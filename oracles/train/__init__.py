@@ -1,0 +1,1 @@
+"""Build scripts for evalkit's offline Norwegian parsers (trained from the local data mirror)."""
