@@ -1,0 +1,263 @@
+"""IFEval checking on top of lm-evaluation-harness's checkers, with per-language adaptations.
+
+The 25 checkers are lm-eval's (``lm_eval.tasks.ifeval.instructions_registry``), used as a
+library; nothing here re-implements one. What this module adds:
+
+* an offline, deterministic runtime: NLTK ``punkt_tab`` built locally before lm-eval is
+  imported (`evalkit.nltk_offline`), and ``langdetect`` seeded (``DetectorFactory.seed = 0``);
+* `LanguageProfile`: the few places where a translated IFEval file (Iber-IFEval) breaks the
+  English checkers' assumptions, each a small subclass overriding one method, named in
+  `Adaptation` so it lands in the run record;
+* `check_response`: strict and loose results per instruction, with lm-eval's exact semantics
+  (strict: the response, non-blank, passes; loose: any of the 8 variants passes) but each
+  instruction built once per prompt instead of once per variant.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Instruction ids whose kwargs are word lists that translated files sometimes give as a bare
+#: string (lm-eval would then iterate it character by character).
+_LIST_KWARGS = ("keywords", "forbidden_words")
+
+
+@dataclass(frozen=True)
+class LanguageProfile:
+    """What a language's IFEval file needs beyond the English checkers.
+
+    Attributes:
+        code: ISO 639-1 code of the prompts' language (``en``, ``eu``, ...).
+        flores: FLORES-200 code (for the lingua identifier and records).
+        english_request: regex matching a prompt that asks for an *English* answer; None for
+            English itself (no case-language adaptation then).
+        constrained_options: the yes/no/maybe answer sentences the translated prompts list,
+            or None to keep lm-eval's English ones.
+        errata: per prompt key, per instruction index, kwargs values replaced because the
+            file's value contradicts its own prompt (see the data's SOURCE.md).
+    """
+
+    code: str
+    flores: str
+    english_request: str | None = None
+    constrained_options: tuple[str, ...] | None = None
+    errata: Mapping[str, Mapping[int, Mapping[str, Any]]] = field(default_factory=dict)
+
+
+PROFILES: dict[str, LanguageProfile] = {
+    "en": LanguageProfile("en", "eng_Latn"),
+    "eu": LanguageProfile(
+        "eu", "eus_Latn", english_request=r"ingele(s|ra)",
+        # Iber-IFEval's own eu checker lists the first three with a final period; prompt 3752
+        # offers "beharbada" and 3755 lists them without periods, so neither is required.
+        constrained_options=("Nire erantzuna baiezkoa da", "Nire erantzuna ezezkoa da",
+                             "Nire erantzuna agian da", "Nire erantzuna beharbada da"),
+        errata={
+            # prompt asks for a postscript starting with "PD"; kwargs kept the English "P.S"
+            "2396": {0: {"postscript_marker": "PD"}},
+            # prompt asks for the keyword "ordain"; kwargs say "orain"
+            "3518": {1: {"keywords": ["ordain", "inmigrante"]}},
+            # prompt forbids "entzima"; kwargs say "enzima" (a spelling the answer never uses)
+            "2034": {0: {"forbidden_words": ["entzima", "antigorputz"]}},
+        }),
+    # Iber-IFEval files for these languages drop in as input_data.<code>.jsonl; their option
+    # sentences are Iber-IFEval's (es) or unknown (ca, gl: lm-eval's English ones are kept).
+    "es": LanguageProfile("es", "spa_Latn", english_request=r"ingl[eé]s",
+                          constrained_options=("Mi respuesta es sí", "Mi respuesta es no",
+                                               "Mi respuesta es tal vez")),
+    "ca": LanguageProfile("ca", "cat_Latn", english_request=r"angl[eè]s"),
+    "gl": LanguageProfile("gl", "glg_Latn", english_request=r"ingl[eé]s"),
+}
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """One deviation from the upstream checker, applied to one instruction of one prompt."""
+
+    name: str
+    detail: str
+
+
+@functools.lru_cache(maxsize=1)
+def runtime_info() -> dict[str, Any]:
+    """Prepare NLTK and langdetect, import lm-eval's checkers; describe the setup for records."""
+    from evalkit.nltk_offline import ensure_punkt
+
+    info = dict(ensure_punkt())
+    import langdetect
+    from langdetect import DetectorFactory
+
+    DetectorFactory.seed = 0
+    from importlib.metadata import version
+
+    from lm_eval.tasks.ifeval import instructions_registry  # noqa: F401 - after punkt
+
+    info.update({"langdetect": f"{version('langdetect')} (DetectorFactory.seed=0)",
+                 "lm_eval": version("lm_eval"),
+                 "checkers": "lm_eval.tasks.ifeval.instructions_registry.INSTRUCTION_DICT"})
+    del langdetect
+    return info
+
+
+@functools.lru_cache(maxsize=1)
+def langdetect_languages() -> frozenset[str]:
+    """ISO codes langdetect has profiles for (Basque and Galician are not among them)."""
+    from langdetect.detector_factory import PROFILES_DIRECTORY
+
+    return frozenset(os.listdir(PROFILES_DIRECTORY))
+
+
+def _lingua_is(text: str, flores: str) -> bool:
+    from evalkit import langid
+
+    return langid.identify([text])[0] == flores
+
+
+@functools.lru_cache(maxsize=1)
+def _adapted_classes() -> dict[str, type]:
+    """Subclasses of lm-eval's checkers, each overriding the one method an adaptation needs."""
+    from lm_eval.tasks.ifeval import instructions as ins
+
+    class ResponseLanguageAnyChecker(ins.ResponseLanguageChecker):
+        """Upstream langdetect check where langdetect knows the target, else lingua."""
+
+        def check_following(self, value: str) -> bool:
+            if self._language in langdetect_languages():
+                return bool(super().check_following(value))
+            from evalkit import langid
+
+            return _lingua_is(value, langid.ISO1[self._language])
+
+    class CaseInLanguageChecker(ins.Instruction):
+        """Upper/lower case as upstream (``str.isupper``/``islower``), language by lingua."""
+
+        def __init__(self, instruction_id: str, upper: bool, flores: str) -> None:
+            super().__init__(instruction_id)
+            self._upper, self._flores = upper, flores
+
+        def build_description(self) -> str:
+            return "all capital letters" if self._upper else "all lowercase letters"
+
+        def get_instruction_args(self) -> None:
+            return None
+
+        def get_instruction_args_keys(self) -> list[str]:
+            return []
+
+        def check_following(self, value: str) -> bool:
+            case_ok = value.isupper() if self._upper else value.islower()
+            if not case_ok:
+                return False
+            from evalkit import langid
+
+            if not langid.known(self._flores):
+                return True  # the identifier cannot see this language: case only (recorded)
+            return _lingua_is(value, self._flores)
+
+    class ConstrainedOptionsChecker(ins.ConstrainedResponseChecker):
+        """Upstream containment test over the translated option sentences."""
+
+        options: tuple[str, ...] = ()
+
+        def build_description(self) -> str:
+            text = super().build_description()
+            self._constrained_responses = self.options
+            return text
+
+    return {"language": ResponseLanguageAnyChecker, "case": CaseInLanguageChecker,
+            "constrained": ConstrainedOptionsChecker}
+
+
+def _clean_kwargs(kw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Adaptation]]:
+    """lm-eval's None filter, plus bare-string word lists wrapped into one-element lists."""
+    out = {k: v for k, v in kw.items() if v}
+    notes = []
+    for k in _LIST_KWARGS:
+        if isinstance(out.get(k), str):
+            out[k] = [out[k]]
+            notes.append(Adaptation("bare_string_word_list",
+                                    f"{k}={out[k][0]!r} wrapped in a list (not split into letters)"))
+    return out, notes
+
+
+def build_instructions(key: str, prompt: str, ids: Sequence[str],
+                       kwargs: Sequence[Mapping[str, Any]], profile: LanguageProfile
+                       ) -> list[tuple[Any, list[Adaptation]]]:
+    """Checker objects for one prompt (ready to `check_following`) and their adaptations."""
+    runtime_info()
+    from lm_eval.tasks.ifeval import instructions_registry
+
+    adapted = _adapted_classes()
+    out: list[tuple[Any, list[Adaptation]]] = []
+    for i, iid in enumerate(ids):
+        raw = dict(kwargs[i]) if i < len(kwargs) else {}
+        notes: list[Adaptation] = []
+        fix = profile.errata.get(str(key), {}).get(i)
+        if fix:
+            raw.update(fix)
+            notes.append(Adaptation("kwargs_erratum", ", ".join(
+                f"{k}={v!r} (file: {kwargs[i].get(k)!r})" for k, v in fix.items())))
+        kw, more = _clean_kwargs(raw)
+        notes += more
+        cls = instructions_registry.INSTRUCTION_DICT[iid]
+        if profile.code != "en" and iid.startswith("change_case:english_"):
+            asks_english = bool(re.search(profile.english_request or "^$", prompt, re.I))
+            if asks_english:
+                inst = cls(iid)
+                notes.append(Adaptation("case_language", "prompt asks for English: upstream "
+                                        "checker (case + langdetect 'en')"))
+            else:
+                inst = adapted["case"](iid, iid.endswith("capital"), profile.flores)
+                from evalkit import langid
+
+                how = ("lingua" if langid.known(profile.flores)
+                       else "not checked (unknown to lingua)")
+                notes.append(Adaptation("case_language", "prompt does not ask for English: case "
+                                        f"+ response in {profile.flores} ({how})"))
+        elif iid == "language:response_language":
+            inst = adapted["language"](iid)
+            if kw.get("language") not in langdetect_languages():
+                notes.append(Adaptation("response_language_lingua",
+                                        f"{kw.get('language')!r} unknown to langdetect: lingua"))
+        elif iid == "detectable_format:constrained_response" and profile.constrained_options:
+            inst = adapted["constrained"](iid)
+            inst.options = profile.constrained_options
+            notes.append(Adaptation("constrained_options",
+                                    f"{profile.code} option sentences {profile.constrained_options}"))
+        else:
+            inst = cls(iid)
+        inst.build_description(**kw)
+        args = inst.get_instruction_args()
+        if args and "prompt" in args:
+            inst.build_description(prompt=prompt)
+        out.append((inst, notes))
+    return out
+
+
+def loose_variants(response: str) -> list[str]:
+    """lm-eval's 8 loose variants, in its order (the response itself first)."""
+    r = response.split("\n")
+    first = "\n".join(r[1:]).strip()
+    last = "\n".join(r[:-1]).strip()
+    both = "\n".join(r[1:-1]).strip()
+    return [response, response.replace("*", ""), first, last, both, first.replace("*", ""),
+            last.replace("*", ""), both.replace("*", "")]
+
+
+def check_response(instructions: Sequence[tuple[Any, list[Adaptation]]], response: str
+                   ) -> tuple[list[bool], list[bool]]:
+    """(strict, loose) pass/fail per instruction, as lm-eval's two test functions compute them."""
+    variants = loose_variants(response)
+    strict: list[bool] = []
+    loose: list[bool] = []
+    for inst, _ in instructions:
+        s = bool(response.strip() and inst.check_following(response))
+        strict.append(s)
+        # Loose's first variant is the response itself, so a strict pass is a loose pass.
+        loose.append(s or any(v.strip() and inst.check_following(v) for v in variants[1:]))
+    return strict, loose
