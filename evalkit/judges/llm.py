@@ -106,8 +106,11 @@ class LLMJudge:
         self._backend = backend
         self._renderer = renderer
         self._model_hash = ""
+        self._ref: Any = None
         if backend is None:
             self._family, self._target = self._validate(spec)
+            self._ref = self._resolve()  # fail fast on a bad path, before any judging
+            self._model_hash = self._ref.hash
         else:
             self._family, self._target = getattr(backend, "name", "custom"), ""
 
@@ -126,16 +129,20 @@ class LLMJudge:
             raise BadInput(f"bad judge {spec!r}: name a model dir or hub id after '{family}:'")
         return family, target
 
+    def _resolve(self) -> Any:
+        from evalkit.models import ModelRef, resolve_model
+
+        if self._family == "openai":
+            return ModelRef(name=self.name, path=self._target, hash=f"openai:{self._target}")
+        return resolve_model(self._target)  # ModelNotFound (exit 2) for a bad path
+
     def _ensure_backend(self) -> Any:
         if self._backend is not None:
             return self._backend
-        from evalkit.models import ModelRef, resolve_model
         from evalkit.runner import make_backend
 
-        if self._family == "openai":
-            ref = ModelRef(name=self.name, path=self._target, hash=f"openai:{self._target}")
-        else:
-            ref = resolve_model(self._target)  # ModelNotFound (exit 2) for a bad path
+        ref = self._ref
+        if self._family != "openai":
             from transformers import AutoTokenizer
 
             from evalkit.chat import ChatRenderer
