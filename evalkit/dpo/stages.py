@@ -1,0 +1,132 @@
+"""The pieces the loop is made of: prompts, oracles, sampling through a backend, judging.
+
+Generation goes through any evalkit backend (`evalkit.registry.BACKENDS`): one `GenRequest` per
+prompt and temperature group with ``n`` set, so engines with n-sampling (vLLM ``SamplingParams(n)``,
+HF ``num_return_sequences``) share the prompt's prefill. Judging goes through
+`evalkit.oracles.rule.judge`, the code path evaluation uses too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evalkit.data import DataLayer
+from evalkit.dpo.config import DPOLoopConfig, OracleSettings, PromptSource
+from evalkit.errors import BadInput
+from evalkit.types import GenParams, GenRequest
+
+__all__ = ["VariantMetrics", "build_prompts", "generate", "load_oracle", "metrics_of",
+           "rule_config", "sft_sentences"]
+
+
+def build_prompts(src: PromptSource, data: DataLayer) -> list[str]:
+    """The first ``src.words`` words of sentences in ``src.file`` (distinct, ``src.n`` of them)."""
+    path = Path(src.file)
+    lines = (path.read_text(encoding="utf-8").splitlines() if path.is_absolute()
+             else data.read_lines(src.file))
+    eligible = [ln.split() for ln in lines if len(ln.split()) >= max(src.min_words, src.words + 1)]
+    if src.shuffle_seed is not None:
+        random.Random(src.shuffle_seed).shuffle(eligible)
+    seen: dict[str, None] = {}
+    for words in eligible:
+        seen.setdefault(" ".join(words[: src.words]), None)
+        if len(seen) == src.n:
+            break
+    if len(seen) < src.n:
+        raise BadInput(f"{src.file} gives only {len(seen)} distinct prompts, {src.n} asked; "
+                       "lower `n` or `min_words`")
+    return list(seen)
+
+
+def sft_sentences(data_dir: Path | None, n: int, seed: int) -> list[str]:
+    """``n`` Bokmål sentences for KL-SFT: NDT minus everything held out (the embedded model's
+    training text; SAGA used Norwegian Wikipedia, which the mirror does not hold)."""
+    from evalkit.embedded import load_corpus, resolve_data_dir
+
+    corpus = load_corpus(resolve_data_dir(data_dir))
+    texts = [t for src, t in corpus.docs if src == "ndt_nob" and len(t.split()) >= 3]
+    random.Random(seed).shuffle(texts)
+    return texts[:n]
+
+
+def rule_config(o: OracleSettings) -> Any:
+    """The rule/reward settings shared by every judging call of one loop."""
+    from evalkit.oracles.rule import RuleConfig
+
+    return RuleConfig(mattr_weight=o.mattr_weight, mattr_window=o.mattr_window,
+                      first_sentence_only=o.first_sentence_only)
+
+
+def load_oracle(name: str, options: dict[str, Any]) -> Any:
+    """Instantiate a registered oracle (`spacy-nob`, `stanza-nob`, `fake`, a plugin)."""
+    from evalkit.registry import ORACLES
+
+    cls = ORACLES.get(name)
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise BadInput(f"oracle {name!r} does not accept options {sorted(options)}: {exc}")
+
+
+def generate(backend: Any, prompts: Sequence[str], groups: Sequence[GenParams],
+             adapter: str | None = None) -> list[list[str]]:
+    """Sample every group's ``n`` continuations of every prompt; per prompt, groups in order."""
+    reqs = [GenRequest(p, g, adapter) for p in prompts for g in groups]
+    out: list[tuple[str, ...] | None] = [None] * len(reqs)
+    for idx, gen in backend.generate(reqs):
+        out[idx] = gen.texts
+    texts: list[list[str]] = []
+    for i in range(len(prompts)):
+        row: list[str] = []
+        for j in range(len(groups)):
+            got = out[i * len(groups) + j]
+            if got is None:
+                raise RuntimeError(f"backend returned nothing for request {i * len(groups) + j}")
+            row += list(got)
+        texts.append(row)
+    return texts
+
+
+@dataclass(frozen=True, slots=True)
+class VariantMetrics:
+    """One variant × one oracle × one seed: the numbers the report compares."""
+
+    ps: float
+    parse_score: float
+    mean_q: float
+    mean_reward: float
+    complete_share: float
+    mattr: float | None
+    n: int
+
+
+def metrics_of(verdicts: Sequence[Any]) -> VariantMetrics:
+    """PS, parse score, mean q/reward, share with a complete sentence, mean MATTR."""
+    from evalkit.oracles.rule import parse_score, parse_success
+
+    n = len(verdicts)
+    complete = [v for v in verdicts if v.n_sentences > 0]
+    mattrs = [v.mattr for v in complete if v.mattr is not None]
+    return VariantMetrics(
+        ps=parse_success(verdicts), parse_score=parse_score(verdicts),
+        mean_q=sum(v.q for v in verdicts) / n if n else 0.0,
+        mean_reward=sum(v.reward for v in verdicts) / n if n else 0.0,
+        complete_share=len(complete) / n if n else 0.0,
+        mattr=sum(mattrs) / len(mattrs) if mattrs else None, n=n)
+
+
+def backend_for(cfg: DPOLoopConfig, model_dir: str, adapters: dict[str, str], seed: int) -> Any:
+    """An evalkit backend on `model_dir` with named LoRA adapters loaded side by side."""
+    from evalkit.models import resolve_adapter, resolve_model
+    from evalkit.runner import make_backend
+
+    model = resolve_model(model_dir)
+    refs = []
+    for name, path in adapters.items():
+        ref = resolve_adapter(path)
+        refs.append(type(ref)(name, ref.path, ref.hash, ref.rank, ref.base_model, ref.config))
+    return make_backend(cfg.backend, model, refs, False, dict(cfg.backend_options), seed)
