@@ -82,28 +82,51 @@ class ParseCache:
 
 
 class CachedOracle:
-    """An oracle that answers from a :class:`ParseCache` and parses only the misses."""
+    """An oracle that answers from a :class:`ParseCache` and parses only the misses.
 
-    def __init__(self, oracle: Oracle, cache: ParseCache | None = None) -> None:
+    Two levels: an in-process dict of recent parses (``memory_items``, 0 = off) in front of the
+    persistent sqlite store, so a DPO loop that re-scores the same candidates pays nothing twice
+    and another process (evaluation, the next training round) still finds the parses on disk.
+    """
+
+    def __init__(self, oracle: Oracle, cache: ParseCache | None = None, *,
+                 memory_items: int = 100_000) -> None:
         """Wrap ``oracle``; ``cache`` defaults to the shared cache at :func:`default_cache_path`."""
         self.oracle = oracle
         self.cache = cache if cache is not None else ParseCache()
         self.name = oracle.name
         self.model_hash = oracle.model_hash
+        self.memory_items = memory_items
+        self._memory: dict[str, Parse] = {}
         self.hits = 0
         self.misses = 0
 
+    def _remember(self, items: dict[str, Parse]) -> None:
+        if not self.memory_items:
+            return
+        if len(self._memory) + len(items) > self.memory_items:
+            self._memory.clear()  # simple and bounded; the disk level still has everything
+        self._memory.update(items)
+
     def parse(self, texts: Sequence[str]) -> list[Parse]:
         """Parse ``texts``, reusing cached parses; new parses are written back."""
-        keys = [ParseCache.key(self.name, self.model_hash, t) for t in texts]
-        found = self.cache.get_many(keys)
-        todo = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found))
-        if todo:
-            parsed = self.oracle.parse(todo)
-            new = {ParseCache.key(self.name, self.model_hash, t): p
-                   for t, p in zip(todo, parsed, strict=True)}
-            self.cache.put_many(list(new.items()))
-            found.update(new)
-        self.misses += len(todo)
-        self.hits += len(texts) - len(todo)
-        return [found[k] for k in keys]
+        mem = self._memory
+        out: dict[str, Parse] = {t: mem[t] for t in texts if t in mem}
+        rest = [t for t in dict.fromkeys(texts) if t not in out]
+        n_parsed = 0
+        if rest:
+            keys = {t: ParseCache.key(self.name, self.model_hash, t) for t in rest}
+            found = self.cache.get_many(list(keys.values()))
+            disk = {t: found[k] for t, k in keys.items() if k in found}
+            todo = [t for t in rest if t not in disk]
+            new: dict[str, Parse] = {}
+            if todo:
+                new = dict(zip(todo, self.oracle.parse(todo), strict=True))
+                self.cache.put_many([(keys[t], p) for t, p in new.items()])
+            n_parsed = len(todo)
+            out.update(disk)
+            out.update(new)
+            self._remember({**disk, **new})
+        self.misses += n_parsed
+        self.hits += len(texts) - n_parsed
+        return [out[t] for t in texts]

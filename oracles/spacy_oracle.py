@@ -94,3 +94,11 @@ class SpacyOracle:
         scheme = self.scheme
         return [doc_to_parse(doc, scheme) for doc in self.nlp.pipe(
             texts, batch_size=self.batch_size, n_process=self.n_process)]
+
+    def parse_tokens(self, sentences: Sequence[Sequence[str]]) -> list[Parse]:
+        """Parse pre-tokenized sentences (gold tokenization, for UAS/LAS)."""
+        from spacy.tokens import Doc
+
+        docs = (Doc(self.nlp.vocab, words=list(words)) for words in sentences)
+        return [doc_to_parse(doc, self.scheme)
+                for doc in self.nlp.pipe(docs, batch_size=self.batch_size)]

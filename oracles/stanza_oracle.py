@@ -116,7 +116,12 @@ class StanzaOracle:
 
     def parse(self, texts: Sequence[str]) -> list[Parse]:
         """Parse each text (one sentence each) into one :class:`~evalkit.oracles.base.Parse`."""
-        tokenized = [simple_tokenize(t) for t in texts]
+        return self.parse_tokens([simple_tokenize(t) for t in texts])
+
+    def parse_tokens(self, sentences: Sequence[Sequence[str]]) -> list[Parse]:
+        """Parse pre-tokenized sentences in capped bulk batches."""
+        tokenized = [[w for w in s if w.strip()] for s in sentences]
+        texts = tokenized
         out: list[Parse | None] = [None] * len(texts)
         todo = [i for i, toks in enumerate(tokenized) if toks]
         for i in range(len(texts)):
