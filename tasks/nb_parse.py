@@ -1,0 +1,216 @@
+"""``nb_parse``: Bokmål parse success (SAGA PS and parse score) under the grammar oracles.
+
+Prompts are the first words of held-out Bokmål sentences: UD Norwegian Bokmål **test**
+(``nob_sentences/ud_no_bokmaal-test.sentences.txt`` in the mirror; never in any oracle's training
+data), in file order, keeping sentences of ≥ 6 words whose first words are plain words (no
+quotes, dashes or digits); the prompt is their first 4 words (3 when the sentence has < 10 words),
+without trailing punctuation. Default 200 prompts (``nb_parse:<n>`` for another count).
+
+Sampling: T = 0.8, top-p 1, 60 new tokens, seeds 0, 1, 2 (one request per seed). Without the chat
+template the model continues the prompt and ``prompt + continuation`` is judged; with it the
+model is asked to continue the text starting with the same words, and an output that starts
+with the prompt is judged alone. The judged text is
+truncated after its last sentence-final punctuation and split into sentences, then every
+configured oracle judges it with the well-formedness rule (``evalkit.oracles.rule``, protocols.md
+§3, reconstructed). Default oracles: ``spacy-nob`` (training oracle) and ``stanza-nob``
+(held-out evaluator); ``--option oracles=spacy-nob,stanza-nob`` / ``fake`` changes them.
+
+Metrics, per oracle ``<o>``: ``parse_success:<o>`` (PS, share of generations passing, pooled over
+seeds), ``parse_score:<o>`` (PS × mean q; ``parse_score_over=passing`` averages q over passing
+generations only), ``mean_reward:<o>``, and ``parse_success_seed_sd:<o>`` /
+``parse_score_seed_sd:<o>`` (standard deviation over seeds); for each pair of oracles
+``oracle_agreement:<a>|<b>`` (share of generations with the same pass/fail) and
+``oracle_kappa:<a>|<b>``; ``no_sentence_rate`` (generations without any complete sentence).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalkit.errors import BadInput
+from evalkit.metrics import mean_metric
+from evalkit.types import Generation, GenParams, MetricValue, Output, Sample, ScoredTask, ScoringContext
+
+SOURCE = "nob_sentences/ud_no_bokmaal-test.sentences.txt"
+DEFAULT_ORACLES = ("spacy-nob", "stanza-nob")
+DEFAULT_N = 200
+SEEDS = (0, 1, 2)
+_WORD = re.compile(r"^[A-Za-zÆØÅæøåÉéÈèÄäÖöÜüÓóÔô][\wÆØÅæøå'-]*[,]?$")
+
+
+def prompt_prefix(sentence: str) -> str | None:
+    """The first 3–4 words of a sentence, or None when it is unsuitable as a prompt."""
+    words = sentence.split()
+    if len(words) < 6:
+        return None
+    k = 4 if len(words) >= 10 else 3
+    head = words[:k]
+    if not all(_WORD.match(w) for w in head):
+        return None
+    return " ".join(head).rstrip(",")
+
+
+def continuation_text(prompt: str, continuation: str) -> str:
+    """The text the oracles judge: prompt + continuation, or the output alone when it already
+    starts with the prompt (chat models are asked to repeat it)."""
+    if continuation.lstrip().startswith(prompt):
+        return continuation.strip()
+    if not continuation or continuation[0].isspace() or not continuation[0].isalnum():
+        return prompt + continuation
+    return f"{prompt} {continuation}"
+
+
+def chat_prompt(prefix: str) -> str:
+    """The user turn for chat models."""
+    return ("Fortsett denne teksten på norsk bokmål med én eller to hele setninger. "
+            f"Svar bare med teksten, og begynn med de samme ordene.\n\n{prefix}")
+
+
+def _oracle_specs(options: Any) -> list[Any]:
+    spec = options.get("oracles", options.get("oracle", DEFAULT_ORACLES))
+    if isinstance(spec, str):
+        spec = [s.strip() for s in spec.split(",") if s.strip()]
+    elif not isinstance(spec, (list, tuple)):
+        spec = [spec]
+    if not spec:
+        raise BadInput("nb_parse: option 'oracles' names no oracle")
+    return list(spec)
+
+
+def _load(spec: Any) -> tuple[str, Any]:
+    if not isinstance(spec, str):
+        return str(getattr(spec, "name", type(spec).__name__)), spec
+    from evalkit.registry import ORACLES
+
+    oracle = ORACLES.get(spec)()
+    if spec != "fake":
+        from evalkit.oracles.cache import CachedOracle
+
+        oracle = CachedOracle(oracle)
+    return spec, oracle
+
+
+def _kappa(a: Sequence[bool], b: Sequence[bool]) -> float | None:
+    n = len(a)
+    if not n:
+        return None
+    po = sum(x == y for x, y in zip(a, b)) / n
+    pa, pb = sum(a) / n, sum(b) / n
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    return (po - pe) / (1 - pe) if pe < 1 else None
+
+
+@dataclass(frozen=True)
+class ParseSuccessTask:
+    """SAGA's parse-success evaluation on Bokmål prompts, judged by one or more oracles."""
+
+    name: str = "nb_parse"
+    version: str = "1"
+    language: str = "nob_Latn"
+    description: str = ("Bokmål parse success (SAGA PS, parse score) under spaCy and Stanza "
+                        "oracles, UD test prefixes, T=0.8, 3 seeds")
+    n_prompts: int = DEFAULT_N
+    seeds: tuple[int, ...] = SEEDS
+    gen: GenParams = field(default=GenParams(max_new_tokens=60, temperature=0.8))
+
+    def samples(self, data: Any) -> list[Sample]:
+        """The first ``n_prompts`` usable UD test sentences, as prompt prefixes."""
+        out: list[Sample] = []
+        for i, line in enumerate(data.read_lines(SOURCE)):
+            prefix = prompt_prefix(line.strip())
+            if prefix is None:
+                continue
+            out.append(Sample(id=f"ud-test-{i:04d}", data={"prefix": prefix}))
+            if len(out) >= self.n_prompts:
+                break
+        if len(out) < self.n_prompts:
+            raise BadInput(f"nb_parse: only {len(out)} usable prompts in {SOURCE}")
+        return out
+
+    def requests(self, sample: Sample, chat: bool) -> list[tuple[str, GenParams]]:
+        """One sampled continuation per seed."""
+        prefix = sample.data["prefix"]
+        prompt = chat_prompt(prefix) if chat else prefix
+        return [(prompt, GenParams(max_new_tokens=self.gen.max_new_tokens,
+                                   temperature=self.gen.temperature, top_p=self.gen.top_p,
+                                   seed=s)) for s in self.seeds]
+
+    def score(self, samples: Sequence[Sample], outputs: Sequence[Sequence[Output]],
+              ctx: ScoringContext) -> ScoredTask:
+        """PS and parse score per oracle, their agreement, and the spread over seeds."""
+        from evalkit.oracles.rule import RuleConfig, judge, parse_score, parse_success
+        from evalkit.tasks.saga_gen import parse_metrics
+
+        first = str(ctx.options.get("first_sentence", "false")).lower() in ("1", "true", "yes")
+        over = str(ctx.options.get("parse_score_over", "all"))
+        config = RuleConfig(first_sentence_only=first)
+        n_seeds = len(self.seeds)
+        texts: list[str] = []  # sample-major, seed-minor
+        for s, outs in zip(samples, outputs, strict=True):
+            for j in range(n_seeds):
+                o = outs[j] if j < len(outs) else None
+                cont = o.texts[0] if isinstance(o, Generation) and o.texts else ""
+                texts.append(continuation_text(s.data["prefix"], cont))
+        metrics: dict[str, MetricValue] = {}
+        passed_by: dict[str, list[bool]] = {}
+        per_sample: list[dict[str, Any]] = [{"texts": texts[i * n_seeds:(i + 1) * n_seeds]}
+                                            for i in range(len(samples))]
+        prov: dict[str, Any] = {}
+        for spec in _oracle_specs(ctx.options):
+            name, oracle = _load(spec)
+            verdicts = judge(oracle, texts, config)
+            passed = [bool(v.passed) for v in verdicts]
+            passed_by[name] = passed
+            pm = parse_metrics(passed, [v.q for v in verdicts], ctx.seed, over)
+            metrics[f"parse_success:{name}"] = pm["parse_success"]
+            metrics[f"parse_score:{name}"] = pm["parse_score"]
+            metrics[f"mean_reward:{name}"] = mean_metric([v.reward for v in verdicts],
+                                                         seed=ctx.seed)
+            ps_seed = [parse_success(verdicts[j::n_seeds]) for j in range(n_seeds)]
+            score_seed = [parse_score(verdicts[j::n_seeds], over) for j in range(n_seeds)]
+            sd = statistics.stdev if n_seeds > 1 else (lambda _xs: 0.0)
+            metrics[f"parse_success_seed_sd:{name}"] = MetricValue(
+                value=float(sd(ps_seed)), n=n_seeds, higher_is_better=False,
+                note="sd over seeds of PS; per seed: " + ", ".join(f"{x:.3f}" for x in ps_seed))
+            metrics[f"parse_score_seed_sd:{name}"] = MetricValue(
+                value=float(sd(score_seed)), n=n_seeds, higher_is_better=False,
+                note="per seed: " + ", ".join(f"{x:.3f}" for x in score_seed))
+            for i, row in enumerate(per_sample):
+                vs = verdicts[i * n_seeds:(i + 1) * n_seeds]
+                row[name] = {"passed": [bool(v.passed) for v in vs],
+                             "q": [round(float(v.q), 4) for v in vs],
+                             "reward": [round(float(v.reward), 4) for v in vs],
+                             "failed_checks": [list(v.failed_checks) for v in vs]}
+            prov[name] = {"oracle_model": getattr(oracle, "name", name),
+                          "oracle_hash": getattr(oracle, "model_hash", "")}
+            metrics["no_sentence_rate"] = mean_metric(
+                [float(v.n_sentences == 0) for v in verdicts], higher_is_better=False,
+                seed=ctx.seed)
+        names = list(passed_by)
+        for a_i, a in enumerate(names):
+            for b in names[a_i + 1:]:
+                pa, pb = passed_by[a], passed_by[b]
+                metrics[f"oracle_agreement:{a}|{b}"] = mean_metric(
+                    [float(x == y) for x, y in zip(pa, pb)], seed=ctx.seed)
+                metrics[f"oracle_kappa:{a}|{b}"] = MetricValue(value=_kappa(pa, pb), n=len(pa),
+                                                               note="Cohen's kappa, pass/fail")
+        meta = {"oracles": prov, "source": SOURCE, "seeds": list(self.seeds),
+                "rule": "protocols.md §3 (reconstructed)",
+                "mode": "first-sentence" if first else "strict (all sentences)",
+                "judged": "prompt + continuation (the output alone when it repeats the prompt)",
+                "reconstructed": True}
+        return ScoredTask(per_sample, metrics, meta)
+
+
+def make_task(name: str) -> ParseSuccessTask:
+    """Factory: ``nb_parse`` (200 prompts) or ``nb_parse:<n>``."""
+    if name == "nb_parse":
+        return ParseSuccessTask()
+    family, _, arg = name.partition(":")
+    if family == "nb_parse" and arg.isdigit() and int(arg) > 0:
+        return ParseSuccessTask(name=name, n_prompts=int(arg))
+    raise BadInput(f"task {name!r}: use nb_parse or nb_parse:<number of prompts>")
