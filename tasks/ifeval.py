@@ -40,7 +40,10 @@ Adaptations for translated files (every application is listed per sample under
 4. ``constrained_options`` (eu, es): ``detectable_format:constrained_response`` looks for the
    translated option sentences the prompts list ("Nire erantzuna baiezkoa/ezezkoa/agian/
    beharbada da"; es from Iber-IFEval) instead of "My answer is yes." etc.
-5. ``kwargs_erratum`` (eu; option ``errata=false`` turns it off to reproduce the file as is):
+5. ``number_first_sections`` (eu): ``detectable_format:multiple_sections`` also counts headers
+   written number first ("1. ATALA"), the Basque ordinal order several prompts ask for
+   ("X. ATALA-rekin markatuta"); upstream only counts "ATALA 1".
+6. ``kwargs_erratum`` (eu; option ``errata=false`` turns it off to reproduce the file as is):
    three kwargs contradict their own prompts and are replaced by what the prompt asks: 2396
    postscript ``P.S`` → ``PD``, 3518 keyword ``orain`` → ``ordain``, 2034 forbidden
    ``enzima`` → ``entzima``.

@@ -38,6 +38,8 @@ class LanguageProfile:
             English itself (no case-language adaptation then).
         constrained_options: the yes/no/maybe answer sentences the translated prompts list,
             or None to keep lm-eval's English ones.
+        number_first_sections: section headers may put the number first (Basque ordinals:
+            "1. ATALA" for "SECTION 1"), as the translated prompts themselves ask.
         errata: per prompt key, per instruction index, kwargs values replaced because the
             file's value contradicts its own prompt (see the data's SOURCE.md).
     """
@@ -46,6 +48,7 @@ class LanguageProfile:
     flores: str
     english_request: str | None = None
     constrained_options: tuple[str, ...] | None = None
+    number_first_sections: bool = False
     errata: Mapping[str, Mapping[int, Mapping[str, Any]]] = field(default_factory=dict)
 
 
@@ -57,6 +60,7 @@ PROFILES: dict[str, LanguageProfile] = {
         # offers "beharbada" and 3755 lists them without periods, so neither is required.
         constrained_options=("Nire erantzuna baiezkoa da", "Nire erantzuna ezezkoa da",
                              "Nire erantzuna agian da", "Nire erantzuna beharbada da"),
+        number_first_sections=True,
         errata={
             # prompt asks for a postscript starting with "PD"; kwargs kept the English "P.S"
             "2396": {0: {"postscript_marker": "PD"}},
@@ -126,6 +130,12 @@ def _adapted_classes() -> dict[str, type]:
     class ResponseLanguageAnyChecker(ins.ResponseLanguageChecker):
         """Upstream langdetect check where langdetect knows the target, else lingua."""
 
+        def build_description(self, *, language: str | None = None) -> str:
+            if language in ins._LANGUAGES:
+                return str(super().build_description(language=language))
+            self._language = language  # upstream's description table lacks e.g. "eu"
+            return f"Your ENTIRE response should be in {language} language."
+
         def check_following(self, value: str) -> bool:
             if self._language in langdetect_languages():
                 return bool(super().check_following(value))
@@ -169,8 +179,17 @@ def _adapted_classes() -> dict[str, type]:
             self._constrained_responses = self.options
             return text
 
+    class NumberFirstSectionChecker(ins.SectionChecker):
+        """Upstream "SPLITTER N" count, or the same count over "N. SPLITTER" headers."""
+
+        def check_following(self, value: str) -> bool:
+            if super().check_following(value):
+                return True
+            pattern = r"\s?\d+\.?\s?" + self._section_spliter + r"\s?"
+            return len(re.split(pattern, value)) - 1 >= self._num_sections
+
     return {"language": ResponseLanguageAnyChecker, "case": CaseInLanguageChecker,
-            "constrained": ConstrainedOptionsChecker}
+            "constrained": ConstrainedOptionsChecker, "sections": NumberFirstSectionChecker}
 
 
 def _clean_kwargs(kw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Adaptation]]:
@@ -229,6 +248,9 @@ def build_instructions(key: str, prompt: str, ids: Sequence[str],
             inst.options = profile.constrained_options
             notes.append(Adaptation("constrained_options",
                                     f"{profile.code} option sentences {profile.constrained_options}"))
+        elif iid == "detectable_format:multiple_sections" and profile.number_first_sections:
+            inst = adapted["sections"](iid)
+            notes.append(Adaptation("number_first_sections", "headers 'N. SPLITTER' also count"))
         else:
             inst = cls(iid)
         inst.build_description(**kw)
