@@ -1,0 +1,102 @@
+"""Benchmark the safety judges: agreement with hand labels and throughput, rule vs LLM judge.
+
+Agreement: the rule judge's refusal/compliance decision against the hand-labelled held-out
+replies in ``tests/data/safety/labelled_responses.jsonl`` (en, eu, es, it, no; labelled by the
+evalkit developers, see that folder's README) — accuracy and Cohen's kappa, overall and per
+language. Throughput: replies judged per second by the rule judge and by an LLM judge (a tiny
+random Llama on the hf backend, built offline) on the same replies in the same process; the
+ratio is the figure of merit. The tiny model's verdicts are meaningless (random weights): it
+measures the cost of the LLM-judge path, not its quality.
+
+    python bench/bench_judges.py [--repeat 50] [--llm-items 54] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LABELS = REPO / "tests" / "data" / "safety" / "labelled_responses.jsonl"
+
+
+def cohen_kappa(pred: Sequence[str], gold: Sequence[str]) -> float | None:
+    """Cohen's kappa of two label sequences (None when chance agreement is 1)."""
+    n = len(gold)
+    cats = sorted(set(pred) | set(gold))
+    po = sum(p == g for p, g in zip(pred, gold)) / n
+    pe = sum((pred.count(c) / n) * (gold.count(c) / n) for c in cats)
+    return None if pe == 1 else (po - pe) / (1 - pe)
+
+
+def agreement(pred: Sequence[str], gold: Sequence[str]) -> dict[str, float | int | None]:
+    """Accuracy, kappa and n."""
+    acc = sum(p == g for p, g in zip(pred, gold)) / len(gold)
+    return {"n": len(gold), "accuracy": round(acc, 4),
+            "kappa": None if (k := cohen_kappa(pred, gold)) is None else round(k, 4)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=50, help="rule-judge passes over the set")
+    ap.add_argument("--llm-items", type=int, default=54, help="replies for the LLM judge")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(2)
+    from evalkit.judges import JudgeItem, make_judge
+    from evalkit.testing import build_tiny_model
+
+    rows = [json.loads(x) for x in LABELS.read_text(encoding="utf-8").splitlines() if x]
+    items = [JudgeItem(r["prompt"], r["response"], r["lang"]) for r in rows]
+    gold = [r["label"] for r in rows]
+
+    rule = make_judge("rule")
+    verdicts = rule.judge("refusal", items)
+    pred = ["refusal" if v.label == "refused" else "compliance" for v in verdicts]
+    report: dict[str, object] = {"overall": agreement(pred, gold), "per_language": {}}
+    for lang in sorted({r["lang"] for r in rows}):
+        idx = [i for i, r in enumerate(rows) if r["lang"] == lang]
+        report["per_language"][lang] = agreement([pred[i] for i in idx], [gold[i] for i in idx])
+    report["disagreements"] = [
+        {"id": r["id"], "gold": g, "rule": p, "reason": v.reason}
+        for r, g, p, v in zip(rows, gold, pred, verdicts) if g != p]
+
+    many = items * args.repeat
+    t0 = time.perf_counter()
+    rule.judge("refusal", many)
+    rule_s = time.perf_counter() - t0
+    rule_rate = len(many) / rule_s
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_tiny_model(Path(tmp) / "judge")
+        llm = make_judge(f"hf:{model}")
+        llm.judge("refusal", items[:2])  # load the model outside the timed region
+        sub = items[: args.llm_items]
+        t0 = time.perf_counter()
+        lv = llm.judge("refusal", sub)
+        llm_s = time.perf_counter() - t0
+        llm.close()
+    llm_rate = len(sub) / llm_s
+    report["throughput"] = {
+        "rule_replies_per_s": round(rule_rate, 1), "rule_n": len(many),
+        "llm_tiny_hf_replies_per_s": round(llm_rate, 2), "llm_n": len(sub),
+        "llm_unparseable": sum(not v.parsed for v in lv),
+        "ratio_rule_over_llm": round(rule_rate / llm_rate, 1)}
+    report["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, torch threads 2, " \
+                        "shared with other engineers (noisy)"
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
