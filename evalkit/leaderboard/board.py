@@ -1,0 +1,297 @@
+"""Assembling a board: columns (task × metric), cells with CIs, tests vs baselines, rank score.
+
+`build_board` is pure with respect to the records it is given (rows from
+`evalkit.leaderboard.collect.load_rows`); writers in `render` and `plots` only format its result.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalkit.errors import BadInput
+from evalkit.leaderboard.collect import (Mismatch, Row, comparability_key,
+                                         describe_difference)
+from evalkit.leaderboard.config import BoardConfig
+from evalkit.leaderboard.stats import (PerSample, RankScore, normal_replicates, paired_test,
+                                       per_sample, rank_scores, replicates)
+
+METRIC_DOCS: dict[str, str] = {
+    "bleu": "Corpus BLEU (sacrebleu, 13a tokenisation), 0–100.",
+    "chrf": "Corpus chrF (sacrebleu default: character order 6, word order 0 = chrF2), 0–100.",
+    "chrf++": "Corpus chrF++ (character order 6, word order 2), 0–100.",
+    "spbleu": "Corpus spBLEU (sacrebleu, flores200 SentencePiece tokenisation), 0–100.",
+    "target_lang_rate": "Share of outputs identified (lingua) as the target language.",
+    "off_target_drift_rate": "Share of outputs identified as a drift language (e.g. Italian "
+                             "for Sardinian targets); lower is better.",
+    "empty_rate": "Share of empty outputs; lower is better.",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One task × metric column."""
+
+    task: str
+    metric: str
+    label: str
+    group: str
+    higher_is_better: bool = True
+    description: str = ""
+    ranked: bool = False
+
+    @property
+    def id(self) -> str:
+        """Stable column id (CSV header, HTML data attribute)."""
+        return f"{self.task}|{self.metric}"
+
+
+@dataclass
+class Cell:
+    """One row's value in one column, its CI, comparability flags and baseline test."""
+
+    value: float | None = None
+    ci: tuple[float, float] | None = None
+    n: int | None = None
+    signature: str | None = None
+    flags: list[str] = field(default_factory=list)
+    comparable: bool = True
+    delta: float | None = None
+    delta_ci: tuple[float, float] | None = None
+    p_value: float | None = None
+    test_method: str | None = None
+    test_note: str | None = None
+    #: "better" / "worse" (significant at alpha, direction-aware), "same", or None (no test)
+    verdict: str | None = None
+
+
+@dataclass
+class Board:
+    """Everything a writer needs."""
+
+    config: BoardConfig
+    columns: list[Column]
+    rows: list[Row]
+    cells: dict[tuple[str, str], Cell]
+    baselines: dict[str, str | None]
+    rank: dict[str, RankScore]
+    mismatches: list[Mismatch]
+    notes: list[str]
+
+    def cell(self, row: Row | str, col: Column) -> Cell:
+        """The cell of `row` in `col` (an empty cell when the row lacks the task)."""
+        key = row if isinstance(row, str) else row.key
+        return self.cells.get((key, col.id)) or Cell(flags=["not run"], comparable=False)
+
+    def row(self, key: str) -> Row:
+        """Row by key."""
+        return next(r for r in self.rows if r.key == key)
+
+    def groups(self) -> list[tuple[str, list[Column]]]:
+        """Columns grouped by language group, in first-appearance order."""
+        out: dict[str, list[Column]] = {}
+        for c in self.columns:
+            out.setdefault(c.group, []).append(c)
+        return list(out.items())
+
+
+def _columns(cfg: BoardConfig, rows: list[Row], notes: list[str]) -> list[Column]:
+    cols: list[Column] = []
+    for tc in cfg.tasks:
+        summaries = [r.summaries[tc.task] for r in rows if tc.task in r.summaries]
+        metrics = list(tc.metrics or [])
+        if not metrics:
+            for s in summaries:
+                for m in s.metrics:
+                    if "[" not in m and m not in metrics:
+                        metrics.append(m)
+        if not summaries:
+            notes.append(f"{tc.task}: no run records yet")
+            if not metrics:
+                continue
+        rank_metric = tc.rank_metric or (metrics[0] if metrics else None)
+        if rank_metric is not None and rank_metric not in metrics:
+            raise BadInput(f"board {cfg.name}: rank_metric {rank_metric!r} of {tc.task} is not "
+                           f"among its metrics {metrics}; add it to `metrics`")
+        group = tc.group or (summaries[0].language if summaries else "")
+        for m in metrics:
+            info = next((s.metrics[m] for s in summaries if m in s.metrics), {})
+            desc = METRIC_DOCS.get(m, "") or str(info.get("note") or "")
+            hib = bool(info.get("higher_is_better", True))
+            label = f"{tc.label or tc.task} {m}"
+            cols.append(Column(tc.task, m, label, group, hib, desc, m == rank_metric))
+    return cols
+
+
+def _baselines(cfg: BoardConfig, rows: list[Row], notes: list[str]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    if cfg.baseline == "auto":
+        for r in rows:
+            base = None
+            if not r.is_base:
+                base = next((b.key for b in rows if b.is_base and b.model_hash == r.model_hash),
+                            None)
+                if base is None:
+                    notes.append(f"{r.label}: its base model ({r.model}) is not on the board; "
+                                 "no significance marks")
+            out[r.key] = base
+        return out
+    want = cfg.baseline
+    exact = [r for r in rows if want in (r.key, r.label)]
+    hits = exact or [r for r in rows if want in r.key or want in r.label]
+    if len(hits) != 1:
+        notes.append(f"baseline {want!r} matches {len(hits)} rows "
+                     f"({', '.join(r.label for r in hits) or 'none'}); no significance marks")
+        return {r.key: None for r in rows}
+    return {r.key: (None if r.key == hits[0].key else hits[0].key) for r in rows}
+
+
+def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
+    """Compute every cell, test and the rank score of `rows` under `cfg`."""
+    import numpy as np
+
+    from evalkit.metrics import resample_weights
+
+    notes: list[str] = []
+    columns = _columns(cfg, rows, notes)
+    baselines = _baselines(cfg, rows, notes)
+    cells: dict[tuple[str, str], Cell] = {}
+    mismatches: list[Mismatch] = []
+    samples: dict[tuple[str, str, str], PerSample | None] = {}
+    why_not: dict[tuple[str, str, str], str] = {}
+    weights: dict[tuple[str, int], Any] = {}
+    reps: dict[tuple[str, str], Any] = {}
+
+    def get_ps(r: Row, col: Column) -> PerSample | None:
+        k = (r.key, col.task, col.metric)
+        if k not in samples:
+            samples[k], why_not[k] = per_sample(col.metric, r.summaries[col.task],
+                                                r.samples(col.task))
+        return samples[k]
+
+    def get_reps(r: Row, col: Column, cell: Cell) -> Any:
+        k = (r.key, col.id)
+        if k not in reps:
+            ps = get_ps(r, col)
+            if ps is not None:
+                n = len(ps.ids)
+                if (col.task, n) not in weights:
+                    weights[(col.task, n)] = resample_weights(n, cfg.resamples, cfg.seed)
+                reps[k] = replicates(ps, weights[(col.task, n)])
+            else:  # unpaired fallback from the summary's SE / CI
+                seed = cfg.seed + zlib.crc32(f"{r.key}|{col.id}".encode())
+                reps[k] = normal_replicates(r.summaries[col.task].metrics.get(col.metric, {}),
+                                            cfg.resamples, seed)
+        return reps[k]
+
+    for col in columns:
+        present = [r for r in rows if col.task in r.summaries]
+        keys = {r.key: comparability_key(r.summaries[col.task], col.metric) for r in present}
+        ref = _reference(keys, baselines)
+        for r in present:
+            m = r.summaries[col.task].metrics.get(col.metric)
+            cell = Cell()
+            cells[(r.key, col.id)] = cell
+            if m is None:
+                cell.flags.append("metric not in record")
+                cell.comparable = False
+                continue
+            cell.value, cell.n = m.get("value"), m.get("n")
+            cell.ci = tuple(m["ci"]) if m.get("ci") else None  # type: ignore[assignment]
+            cell.signature = m.get("signature")
+            if ref is not None and keys[r.key] != ref:
+                why = describe_difference(keys[r.key], ref)
+                cell.flags.append(f"not comparable: {why}")
+                cell.comparable = False
+                mismatches.append(Mismatch(r.label, col.task, col.metric, why))
+    if cfg.strict and mismatches:
+        x = mismatches[0]
+        raise BadInput(f"board {cfg.name}: {x.row} on {x.task} ({x.metric}) is not comparable: "
+                       f"{x.reason}; re-run it with the same task version and samples, or "
+                       "drop strict to flag it instead")
+
+    for col in columns:
+        for r in rows:
+            cell = cells.get((r.key, col.id))
+            base_key = baselines.get(r.key)
+            if cell is None or base_key is None or cell.value is None:
+                continue
+            bcell = cells.get((base_key, col.id))
+            base = next(b for b in rows if b.key == base_key)
+            if bcell is None or bcell.value is None:
+                cell.test_note = "baseline has no value"
+                continue
+            if not (cell.comparable and bcell.comparable):
+                cell.test_note = "not tested: runs not comparable"
+                continue
+            a, b = get_ps(r, col), get_ps(base, col)
+            if a is None or b is None:
+                cell.test_note = f"not tested: {why_not[(r.key if a is None else base.key, col.task, col.metric)]}"
+                cell.delta = cell.value - bcell.value
+                continue
+            res = paired_test(a, b, cfg.test, cfg.n_test_samples, cfg.test_seed)
+            if res is None:
+                cell.test_note = "not tested: different samples"
+                continue
+            cell.delta, cell.p_value, cell.test_method = res.delta, res.p_value, res.method
+            ra, rb = get_reps(r, col, cell), get_reps(base, col, bcell)
+            d = ra - rb
+            d = d[~np.isnan(d)]
+            if d.size:
+                lo, hi = np.percentile(d, [2.5, 97.5])
+                cell.delta_ci = (float(lo), float(hi))
+            if res.p_value < cfg.alpha and res.delta != 0:
+                good = (res.delta > 0) == col.higher_is_better
+                cell.verdict = "better" if good else "worse"
+            else:
+                cell.verdict = "same"
+
+    points: dict[str, dict[str, float]] = {}
+    rank_reps: dict[str, dict[str, Any]] = {}
+    hib: dict[str, bool] = {}
+    for col in columns:
+        if not col.ranked:
+            continue
+        hib[col.id] = col.higher_is_better
+        points[col.id], rank_reps[col.id] = {}, {}
+        for r in rows:
+            cell = cells.get((r.key, col.id))
+            if cell is None or cell.value is None or not cell.comparable:
+                continue
+            rr = get_reps(r, col, cell)
+            if rr is None:
+                continue
+            points[col.id][r.key] = float(cell.value)
+            rank_reps[col.id][r.key] = rr
+    rank = rank_scores(points, rank_reps, hib, cfg.alpha)
+    n_ranked = sum(1 for c in columns if c.ranked and points.get(c.id))
+    for key, rs in rank.items():
+        if rs.n_tasks < n_ranked:
+            notes.append(f"{next(r.label for r in rows if r.key == key)}: rank score over "
+                         f"{rs.n_tasks} of {n_ranked} tasks")
+    return Board(cfg, columns, rows, cells, baselines, rank, mismatches, notes)
+
+
+def _reference(keys: dict[str, tuple[str, str, str]],
+               baselines: dict[str, str | None]) -> tuple[str, str, str] | None:
+    """The comparability key most cells of a column share (ties: a baseline's key)."""
+    if not keys:
+        return None
+    counts = Counter(keys.values())
+    best = max(counts.values())
+    tied = [k for k, c in counts.items() if c == best]
+    if len(tied) > 1:
+        base_keys = {keys[b] for b in baselines.values() if b in keys}
+        tied.sort(key=lambda k: (k not in base_keys, str(k)))
+    return tied[0]
+
+
+def fmt(v: float | None, digits: int | None = None) -> str:
+    """A metric value with sensible precision (2 decimals ≥ 2, else 3)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    d = digits if digits is not None else (2 if abs(v) >= 2 else 3)
+    return f"{v:.{d}f}"

@@ -1,0 +1,124 @@
+"""Board generation: run records → Board → every output format, and the per-run update.
+
+Where boards live (decided here, documented in the README section of the lead):
+
+* Configs: ``$EVALKIT_LEADERBOARDS`` dirs, then ``<out>/leaderboards/*.toml``, then the
+  checkout's ``leaderboards/*.toml`` (basque, norwegian, sardinian); first name wins.
+* Outputs: always ``<out>/leaderboards/<board>/`` next to the runs they summarise
+  (``index.html``, ``board.md``, ``board.csv``, ``board_long.csv``, ``board.json``,
+  ``plots/``), never the source tree, so tests and users writing to ``--out DIR`` keep
+  everything under DIR. `evalkit leaderboard --out` overrides this for one board.
+
+`update_for_run` is what every `evalkit run` calls (unless ``--no-leaderboard``): it rebuilds
+each board whose tasks overlap the run's tasks; when none does, it rebuilds the catch-all
+``all`` board (every task and metric under the run root). `evalkit leaderboard DIR` with no
+config builds ``all`` on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from evalkit.leaderboard.board import Board, build_board
+from evalkit.leaderboard.collect import load_rows
+from evalkit.leaderboard.config import BoardConfig, auto_config, discover_configs, load_config
+from evalkit.records import RunSummary
+
+ALL_BOARD = "all"
+
+
+def write_board(board: Board, out_dir: Path) -> list[Path]:
+    """Write every format of `board` into `out_dir`; returns the files written."""
+    from evalkit.leaderboard.render import to_csv, to_html, to_long_csv, to_markdown
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    plots: list[Path] = []
+    if board.config.plots and board.rows:
+        from evalkit.leaderboard.plots import write_plots
+
+        plots = write_plots(board, out_dir / "plots")
+        files += plots
+    svgs = [p.relative_to(out_dir).as_posix() for p in plots if p.suffix == ".svg"]
+    for name, text in (("board.md", to_markdown(board)), ("board.csv", to_csv(board)),
+                       ("board_long.csv", to_long_csv(board)),
+                       ("index.html", to_html(board, svgs)),
+                       ("board.json", json.dumps(_as_json(board), indent=1, ensure_ascii=False))):
+        path = out_dir / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        files.append(path)
+    return files
+
+
+def _as_json(board: Board) -> dict:
+    cells = []
+    for (key, col_id), c in board.cells.items():
+        cells.append({"variant": key, "column": col_id, "value": c.value, "ci": c.ci, "n": c.n,
+                      "delta": c.delta, "delta_ci": c.delta_ci, "p_value": c.p_value,
+                      "test": c.test_method, "verdict": c.verdict, "comparable": c.comparable,
+                      "flags": c.flags, "signature": c.signature})
+    return {"config": board.config.model_dump(),
+            "rows": [{"variant": r.key, "label": r.label, "baseline": board.baselines.get(r.key),
+                      "rank_score": (board.rank[r.key].value if r.key in board.rank else None),
+                      "rank_ci": (board.rank[r.key].ci if r.key in board.rank else None),
+                      "meta": r.meta()} for r in board.rows],
+            "columns": [{"id": c.id, "task": c.task, "metric": c.metric, "label": c.label,
+                         "group": c.group, "higher_is_better": c.higher_is_better,
+                         "ranked": c.ranked} for c in board.columns],
+            "cells": cells,
+            "mismatches": [m.__dict__ for m in board.mismatches], "notes": board.notes}
+
+
+def generate(runs: Sequence[Path], config: BoardConfig | None, out_dir: Path) -> Board:
+    """Build one board from run roots / variant dirs (every task found when `config` is None)."""
+    if config is None:
+        rows = load_rows(runs)
+        tasks: list[str] = []
+        for r in rows:
+            tasks += [t for t in r.summaries if t not in tasks]
+        from evalkit.errors import BadInput
+
+        if not tasks:
+            raise BadInput(f"no run records under {', '.join(map(str, runs))}; run "
+                           "`evalkit run MODEL --out DIR` first")
+        config = auto_config(ALL_BOARD, sorted(tasks))
+    else:
+        rows = load_rows(runs, config.task_names)
+    board = build_board(config, rows)
+    write_board(board, out_dir)
+    return board
+
+
+def update_for_run(out: Path, summaries: list[RunSummary]) -> None:
+    """Rebuild the boards a run belongs to, under ``<out>/leaderboards/``.
+
+    A board problem never loses a finished run: records are already on disk, so errors are
+    reported on stderr with the command that rebuilds the board.
+    """
+    from evalkit.errors import EvalkitError
+
+    out = Path(out)
+    run_tasks = {s.task for s in summaries}
+    if not run_tasks:
+        return
+    targets: list[tuple[str, BoardConfig | None]] = []
+    try:
+        for _, cfg in discover_configs(out):
+            if cfg.name != ALL_BOARD and run_tasks & set(cfg.task_names):
+                targets.append((cfg.name, cfg))
+    except EvalkitError as exc:
+        print(f"evalkit: warning: leaderboard configs not read: {exc}", file=sys.stderr)
+    if not targets:  # no configured board holds these tasks: the catch-all board does
+        targets.append((ALL_BOARD, None))
+    for name, cfg in targets:
+        try:
+            generate([out], cfg, out / "leaderboards" / name)
+        except EvalkitError as exc:
+            print(f"evalkit: warning: leaderboard {name!r} not updated: {exc} "
+                  f"(rebuild with `evalkit leaderboard {out}`)", file=sys.stderr)

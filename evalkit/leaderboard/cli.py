@@ -1,0 +1,66 @@
+"""`evalkit leaderboard`: build boards from run records (typer only at import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def leaderboard(
+    runs: list[Path] = typer.Argument(None, help="Run roots (`evalkit run --out DIR`) or their "
+                                      "<model>-<hash> variant dirs (default: runs)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Board config TOML "
+                                          "(e.g. leaderboards/basque.toml); default: every "
+                                          "task found, every metric."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output dir (default: "
+                                       "<first run root>/leaderboards/<board name>/)."),
+    strict: bool = typer.Option(False, help="Refuse mismatched runs instead of flagging them."),
+    baseline: Optional[str] = typer.Option(None, help="Baseline row (label or variant dir); "
+                                           "overrides the config's (default: each adapter's "
+                                           "base model)."),
+    test: Optional[str] = typer.Option(None, help="Paired test: bs | ar."),
+    plots: bool = typer.Option(True, help="Write PNG/SVG plots (matplotlib)."),
+) -> None:
+    """Build a leaderboard (Markdown, CSV, HTML, plots) from saved run records."""
+    from evalkit.errors import BadInput
+    from evalkit.leaderboard.build import ALL_BOARD, generate
+    from evalkit.leaderboard.config import load_config
+
+    paths = list(runs) if runs else [Path("runs")]
+    cfg = load_config(config) if config is not None else None
+    overrides: dict = {}
+    if strict:
+        overrides["strict"] = True
+    if baseline:
+        overrides["baseline"] = baseline
+    if test:
+        if test not in ("bs", "ar"):
+            raise BadInput("--test must be bs or ar")
+        overrides["test"] = test
+    if not plots:
+        overrides["plots"] = False
+    if cfg is not None and overrides:
+        cfg = cfg.model_validate({**cfg.model_dump(), **overrides})
+    elif cfg is None and overrides:
+        from evalkit.leaderboard.collect import load_rows
+        from evalkit.leaderboard.config import auto_config
+
+        tasks = sorted({t for r in load_rows(paths) for t in r.summaries})
+        if not tasks:
+            raise BadInput(f"no run records under {', '.join(map(str, paths))}")
+        cfg = auto_config(ALL_BOARD, tasks)
+        cfg = cfg.model_validate({**cfg.model_dump(), **overrides})
+    root = paths[0].parent if (paths[0] / "summary.jsonl").exists() else paths[0]
+    target = out or root / "leaderboards" / (cfg.name if cfg else ALL_BOARD)
+    board = generate(paths, cfg, target)
+    n_flag = len(board.mismatches)
+    typer.echo(f"{board.config.name}: {len(board.rows)} models × {len(board.columns)} columns"
+               f" → {target}/index.html" + (f" ({n_flag} mismatched cells flagged)"
+                                           if n_flag else ""))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `leaderboard` command."""
+    app.command("leaderboard")(leaderboard)
