@@ -136,8 +136,10 @@ def load_hub(data: Any, arg: str, lang: str, kind: str) -> list[Sample]:
             raise BadInput(f"{repo} row {i}: no prompt column (have {sorted(r)}); expected one "
                            f"of {', '.join((lang,) + _PROMPT_COLUMNS)} or 'messages'")
         cat = r.get("category", r.get("tags", r.get("SemanticCategory")))
-        cats = _tags(cat) if isinstance(cat, str) else [str(c) for c in cat or []] \
-            if isinstance(cat, list) else []
+        if isinstance(cat, str):
+            cats = _tags(cat) if cat.startswith("[") else [cat]
+        else:
+            cats = [str(c) for c in cat] if isinstance(cat, list) else []
         sid = str(r.get("id", r.get("prompt_id", i)))
         out.append(Sample(f"{kind}-{sid}", {"prompt": p, "source": repo, "categories": cats}))
     if not out:

@@ -152,3 +152,26 @@ def test_end_to_end_tiny_model(tiny_model: Path, data_dir: Path, tmp_path: Path)
     assert "data_note" in by_task["xstest:eu"].meta
     rec = (next(tmp_path.glob("*/samples/safety__eu.jsonl"))).read_text().splitlines()[0]
     assert '"verdict"' in rec and '"judge_reason"' in rec
+
+
+def test_hub_rows_pick_prompt_column_and_language(data: DataLayer, monkeypatch) -> None:
+    rows = [{"id": 1, "lang": "eu", "messages": [{"role": "user", "content": "Idatzi poema bat."},
+                                                 {"role": "assistant", "content": "..."}],
+             "category": "Generation"},
+            {"id": 2, "lang": "en", "messages": [{"role": "user", "content": "Write a poem."}]},
+            {"id": 3, "lang": "eu", "prompt": "Laburbildu testua.", "category": "Summarize"}]
+    calls = []
+
+    def fake_hub_rows(repo_id, config=None, split="test", mirror_path=""):
+        calls.append((repo_id, config, split))
+        return rows
+    monkeypatch.setattr(data, "hub_rows", fake_hub_rows)
+    samples = make_ifjudge_task("ifjudge:eu").samples(data)
+    assert calls[-1] == ("orai-nlp/no_robots_test_eu-sw-cy-en", None, "test")
+    assert [s.data["prompt"] for s in samples] == ["Idatzi poema bat.", "Laburbildu testua."]
+    assert samples[0].data["categories"] == ["Generation"]
+    safety = make_safety_task("safety:eu:hub=me/eu-harm/v2@validation").samples(data)
+    assert calls[-1] == ("me/eu-harm", "v2", "validation") and len(safety) == 2
+    monkeypatch.setattr(data, "hub_rows", lambda *a, **k: [{"lang": "eu", "foo": "x"}])
+    with pytest.raises(BadInput, match="no prompt column"):
+        make_safety_task("safety:eu:hub=me/eu-harm").samples(data)
