@@ -42,6 +42,7 @@ class Column:
     higher_is_better: bool = True
     description: str = ""
     ranked: bool = False
+    sample_key: str | None = None
 
     @property
     def id(self) -> str:
@@ -106,7 +107,7 @@ def _columns(cfg: BoardConfig, rows: list[Row], notes: list[str]) -> list[Column
         if not metrics:
             for s in summaries:
                 for m in s.metrics:
-                    if "[" not in m and m not in metrics:
+                    if "[" not in m and "/" not in m and m not in metrics:
                         metrics.append(m)
         if not summaries:
             notes.append(f"{tc.task}: no run records yet")
@@ -122,7 +123,8 @@ def _columns(cfg: BoardConfig, rows: list[Row], notes: list[str]) -> list[Column
             desc = METRIC_DOCS.get(m, "") or str(info.get("note") or "")
             hib = bool(info.get("higher_is_better", True))
             label = f"{tc.label or tc.task} {m}"
-            cols.append(Column(tc.task, m, label, group, hib, desc, m == rank_metric))
+            cols.append(Column(tc.task, m, label, group, hib, desc, m == rank_metric,
+                               tc.sample_keys.get(m)))
     return cols
 
 
@@ -169,7 +171,7 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
         k = (r.key, col.task, col.metric)
         if k not in samples:
             samples[k], why_not[k] = per_sample(col.metric, r.summaries[col.task],
-                                                r.samples(col.task))
+                                                r.samples(col.task), col.sample_key)
         return samples[k]
 
     def get_reps(r: Row, col: Column, cell: Cell) -> Any:

@@ -12,8 +12,10 @@ A board is a TOML file (``leaderboards/<name>.toml``)::
     task = "flores:eng_Latn-eus_Latn:devtest"
     label = "EN→EU"
     group = "Basque"           # column group (language); default: the task's language
-    metrics = ["bleu", "chrf", "chrf++"]   # default: every metric in the records without "["
+    metrics = ["bleu", "chrf", "chrf++"]   # default: every metric in the records except
+                                           # breakdowns (names with "[" or "/")
     rank_metric = "chrf"       # metric that enters the rank score; default: the first one
+    sample_keys = { gated_safe_rate = "gated" }  # per-sample key of a metric, if not its name
 
 Only run records are read; a config never names models: every variant directory under the run
 roots that has one of the board's tasks becomes a row.
@@ -39,6 +41,9 @@ class TaskColumn(BaseModel):
     group: str | None = None
     metrics: list[str] | None = None
     rank_metric: str | None = None
+    #: metric -> per-sample score key, where a task stores a metric's per-sample values under
+    #: another name (safety: gated_safe_rate <- "gated"); default: the metric's own name
+    sample_keys: dict[str, str] = {}
 
 
 class BoardConfig(BaseModel):

@@ -56,9 +56,14 @@ class TestResult:
     method: str
 
 
-def per_sample(metric: str, summary: RunSummary, records: Sequence[SampleRecord] | None
-               ) -> tuple[PerSample | None, str]:
-    """Per-sample values behind `metric`, or (None, why not)."""
+def per_sample(metric: str, summary: RunSummary, records: Sequence[SampleRecord] | None,
+               key: str | None = None) -> tuple[PerSample | None, str]:
+    """Per-sample values behind `metric` (stored under `key`, default its name), or (None, why).
+
+    sacrebleu metrics use ``<metric>_stats``; a per-sample value is accepted only if its mean
+    (× 1 or × 100) reproduces the summary's value, so a key that means something else is
+    never tested as if it were the metric.
+    """
     import numpy as np
 
     if not records:
@@ -68,14 +73,14 @@ def per_sample(metric: str, summary: RunSummary, records: Sequence[SampleRecord]
     value = summary.metrics.get(metric, {}).get("value")
     if value is None:
         return None, "no value"
-    key = f"{metric}_stats"
-    if metric in MT_METRICS and all(key in r.scores for r in recs):
-        stats = np.asarray([r.scores[key] for r in recs], dtype=np.int64)
+    stats_key = f"{metric}_stats"
+    if metric in MT_METRICS and all(stats_key in r.scores for r in recs):
+        stats = np.asarray([r.scores[stats_key] for r in recs], dtype=np.int64)
         got = corpus_score(metric, stats)
         if abs(got - value) > 1e-6 * max(1.0, abs(value)):
             return None, f"sample records give {got:.4f}, summary {value:.4f} (out of sync)"
         return PerSample(metric, "mt", ids, stats), ""
-    raw = [r.scores.get(metric) for r in recs]
+    raw = [r.scores.get(key or metric) for r in recs]
     if not all(v is None or isinstance(v, (bool, int, float)) for v in raw) or \
             all(v is None for v in raw):
         return None, "no per-sample values"
@@ -92,11 +97,17 @@ def corpus_score(metric: str, stats: Any) -> float:
     return float(make_metric(metric)._aggregate_and_compute(stats.tolist()).score)
 
 
-def _p_value(stats: Any, real: float) -> float:
-    # sacrebleu.significance._compute_p_value: strict ">" and the +1 correction
+def _p_value(stats: Any, real: float, strict: bool = True) -> float:
+    """(count + 1) / (trials + 1); strict ">" is sacrebleu's `_compute_p_value`.
+
+    With ">" two identical systems get p = 1/(trials+1), so a zero delta is never called
+    significant by the board (see `board.build_board`); the per-sample tests use ">=", the
+    usual Monte-Carlo p-value, which gives identical systems p = 1.
+    """
     import numpy as np
 
-    return float((np.sum(stats > real) + 1) / (len(stats) + 1))
+    hits = np.sum(stats > real) if strict else np.sum(stats >= real - 1e-12)
+    return float((hits + 1) / (len(stats) + 1))
 
 
 def _bootstrap_counts(n: int, samples: int, seed: int | None) -> Any:
@@ -168,13 +179,13 @@ def mean_paired_test(x_sys: Any, x_base: Any, test: str = "bs", samples: int | N
         samples = samples or 1000
         counts = _bootstrap_counts(n, samples, seed).astype(np.float64)
         diffs = np.abs(counts @ xs - counts @ xb) / n
-        p = _p_value(diffs - diffs.mean(), real)
+        p = _p_value(diffs - diffs.mean(), real, strict=False)
     elif test == "ar":
         samples = samples or 10000
         pos = np.random.default_rng(seed).integers(2, size=(samples, n), dtype=bool)
         # swapping a pair flips the sign of its difference
         sign = np.where(pos, 1.0, -1.0)
-        p = _p_value(np.abs(sign @ (xb - xs)) / n, real)
+        p = _p_value(np.abs(sign @ (xb - xs)) / n, real, strict=False)
     else:
         raise ValueError(f"unknown test {test!r}")
     return TestResult(float(xs.mean() - xb.mean()), p, f"paired-{test}-{samples}")
