@@ -149,8 +149,8 @@ def test_short_dpo_run_changes_every_lora_parameter(tiny_model: Path, tmp_path: 
 def _tiny_cfg(model: Path, data_dir: Path, **over: object) -> DPOLoopConfig:
     base = {
         "model": str(model), "data_dir": str(data_dir), "seed": 0, "threads": 2,
-        "oracles": {"train": "test-words", "heldout": "test-words",
-                    "heldout_options": {"lenient": False}},
+        "oracles": {"train": "fake", "heldout": "fake",
+                    "heldout_options": {"bad": ["Jeg liker kaffe."]}},
         "evaluation": {"prompts": {"n": 6}, "seeds": [0, 1], "max_new_tokens": 24},
         "candidates": {"prompts": {"n": 8}, "max_new_tokens": 24},
         "pairs": {"min_delta": 0.25, "min_chosen": -1.0},
@@ -165,11 +165,8 @@ def _tiny_cfg(model: Path, data_dir: Path, **over: object) -> DPOLoopConfig:
 
 def test_loop_end_to_end_and_resume(tiny_model: Path, data_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("trl")
-    import dpo_oracle
-
     from evalkit.dpo.loop import run_loop
 
-    dpo_oracle.register()
     cfg = _tiny_cfg(tiny_model, data_dir)
     out = tmp_path / "run"
     res = run_loop(cfg, out)
@@ -206,11 +203,8 @@ def test_loop_end_to_end_and_resume(tiny_model: Path, data_dir: Path, tmp_path: 
 def test_zero_pairs_stops_with_statistics(tiny_model: Path, data_dir: Path,
                                           tmp_path: Path) -> None:
     pytest.importorskip("trl")
-    import dpo_oracle
-
     from evalkit.dpo.loop import NoPairsError, run_loop
 
-    dpo_oracle.register()
     cfg = _tiny_cfg(tiny_model, data_dir, pairs={"min_delta": 5.0, "min_chosen": 0.2})
     with pytest.raises(NoPairsError, match="no usable preference pairs"):
         run_loop(cfg, tmp_path / "run")

@@ -172,8 +172,12 @@ def build_dpo_trainer(model_dir: str | Path, rows: Sequence[dict[str, str]], out
         max_steps=max_steps if max_steps is not None else -1)
     ds = Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"],
                              "rejected": r["rejected"]} for r in rows])
-    return DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
-                      peft_config=lora_config(lora))
+    trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
+                         peft_config=lora_config(lora))
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # evalkit logs its own one-line summary
+    return trainer
 
 
 def train_dpo(model_dir: str | Path, rows: Sequence[dict[str, str]], out_dir: Path,
