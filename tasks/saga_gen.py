@@ -14,7 +14,8 @@
 Decoding is greedy (deterministic, so one seed suffices); the answer is judged alone, without the
 prompt. The oracle is a scoring option: ``--option oracle=stanza-nob`` (default, SAGA's held-out
 evaluator), ``spacy-nob`` or ``fake``; ``first_sentence=true`` switches to first-sentence mode and
-``parse_score_over=passing`` averages q over passing answers only.
+``parse_score_over=passing`` averages q over passing answers only. nb_parse's list form
+``oracles=a,b`` is accepted: these tasks then judge with ``stanza-nob`` if listed, else the first.
 """
 
 from __future__ import annotations
@@ -145,7 +146,12 @@ def judge_texts(texts: Sequence[str], options: Any) -> tuple[list[Any], dict[str
     from evalkit.oracles.rule import RuleConfig, judge
     from evalkit.registry import ORACLES
 
-    spec = options.get("oracle", DEFAULT_ORACLE)
+    spec = options.get("oracle", options.get("oracles", DEFAULT_ORACLE))
+    if isinstance(spec, str) and "," in spec:  # nb_parse's list form: judge with the
+        names = [x.strip() for x in spec.split(",") if x.strip()]  # held-out one if listed
+        spec = DEFAULT_ORACLE if DEFAULT_ORACLE in names else names[0]
+    elif isinstance(spec, (list, tuple)):
+        spec = DEFAULT_ORACLE if DEFAULT_ORACLE in spec else spec[0]
     if isinstance(spec, str):
         name = spec
         oracle = ORACLES.get(name)()

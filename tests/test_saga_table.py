@@ -22,8 +22,9 @@ def test_table_layout_and_formatting() -> None:
 
     s = [_summary("rc:nob", "A1", {"aps": {"value": 0.875}}),
          _summary("ppl:nob", None, {"perplexity": {"value": 30.14, "ci": [29.0, 31.5]}}),
-         _summary("nb_parse", None, {"parse_success": {"value": 0.83},
-                                     "parse_score": {"value": 0.392}}),
+         _summary("nb_parse", None, {"parse_success:spacy-nob": {"value": 0.9},
+                                     "parse_success:stanza-nob": {"value": 0.83},
+                                     "parse_score:fake": {"value": 0.392}}),
          _summary("scala:nob", None, {"auroc": {"value": 0.605, "ci": [0.58, 0.63]}}),
          _summary("summ:nob", None, {"parse_success": {"value": 0.63},
                                      "parse_score": {"value": 0.202}})]
@@ -39,13 +40,13 @@ def test_table_layout_and_formatting() -> None:
 
 def test_saga_tasks_through_the_runner(tiny_model: Path, tmp_path: Path, data_dir: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from evalkit.runner import RunConfig, rescore_run, run
+    from evalkit.runner import RunConfig, expand_task_names, rescore_run, run
     from evalkit.saga_table import saga_rows
 
     backend = ScriptedBackend(default="Hun liker kaffe.\nmer tekst")
     monkeypatch.setattr("evalkit.runner.make_backend", lambda *a, **k: backend)
     cfg = RunConfig(model=str(tiny_model), out=tmp_path, backend="scripted", limit=8,
-                    tasks=["ppl:nob", "scala:nob", "summ:nob", "rc:nob", "bl2mp:eus"],
+                    tasks=expand_task_names(["bl2mp:eus"], ["saga"]),
                     task_options={"oracle": "fake"}, update_leaderboards=False)
     summaries = run(cfg)
     by = {s.task: s for s in summaries}
@@ -57,6 +58,7 @@ def test_saga_tasks_through_the_runner(tiny_model: Path, tmp_path: Path, data_di
     assert by["ppl:nob"].metrics["perplexity"]["value"] > 1.0
     row = saga_rows(summaries)[0]
     assert row[0] == "base" and row[5] == "100.0% [100.0, 100.0]" and row[7].startswith("100.0%")
+    assert all(cell != "–" for cell in row)  # all seven columns filled, nb_parse's PS included
     run_dir = next(p for p in tmp_path.iterdir() if p.name != "cache")
     again = {s.task: s for s in rescore_run(run_dir, task_options={"oracle": "fake"})}
     for name in by:
