@@ -224,3 +224,15 @@ def test_kl_sft_stage_runs_when_forced(tiny_model: Path, data_dir: Path, tmp_pat
     assert stats["kl_first_tenth"] >= 0.0 and stats["kl_last_tenth"] > 0.0  # moved off the base
     assert stats["ce_last_tenth"] < stats["ce_first_tenth"]
     assert (tmp_path / "m" / "config.json").exists()
+
+
+def test_cli_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "c.toml"
+    bad.write_text("[pairs]\nmin_delta = -1\n")
+    r = subprocess.run([sys.executable, "-m", "evalkit.cli", "dpo", str(bad)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "pairs.min_delta" in r.stderr
