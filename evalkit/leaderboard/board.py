@@ -16,8 +16,9 @@ from evalkit.errors import BadInput
 from evalkit.leaderboard.collect import (Mismatch, Row, comparability_key,
                                          describe_difference)
 from evalkit.leaderboard.config import BoardConfig
-from evalkit.leaderboard.stats import (PerSample, RankScore, normal_replicates, paired_test,
-                                       per_sample, rank_scores, replicates)
+from evalkit.leaderboard.stats import (PerSample, RankScore, TestResult, bootstrap_counts,
+                                       bs_p_value, corpus_score, normal_replicates,
+                                       paired_test, per_sample, rank_scores, replicates)
 
 METRIC_DOCS: dict[str, str] = {
     "bleu": "Corpus BLEU (sacrebleu, 13a tokenisation), 0–100.",
@@ -181,7 +182,11 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
             if ps is not None:
                 n = len(ps.ids)
                 if (col.task, n) not in weights:
-                    weights[(col.task, n)] = resample_weights(n, cfg.resamples, cfg.seed)
+                    # with the bootstrap test, its draws (sacrebleu's) are also the replicates
+                    # behind CIs and the rank score: each resampled score is computed once
+                    weights[(col.task, n)] = (
+                        bootstrap_counts(n, cfg.n_test_samples, cfg.test_seed)
+                        if cfg.test == "bs" else resample_weights(n, cfg.resamples, cfg.seed))
                 reps[k] = replicates(ps, weights[(col.task, n)])
             else:  # unpaired fallback from the summary's SE / CI
                 seed = cfg.seed + zlib.crc32(f"{r.key}|{col.id}".encode())
@@ -234,12 +239,18 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
                 cell.test_note = f"not tested: {why_not[(r.key if a is None else base.key, col.task, col.metric)]}"
                 cell.delta = cell.value - bcell.value
                 continue
-            res = paired_test(a, b, cfg.test, cfg.n_test_samples, cfg.test_seed)
-            if res is None:
+            if a.ids != b.ids:
                 cell.test_note = "not tested: different samples"
                 continue
-            cell.delta, cell.p_value, cell.test_method = res.delta, res.p_value, res.method
             ra, rb = get_reps(r, col, cell), get_reps(base, col, bcell)
+            if a.kind == "mt" and cfg.test == "bs":
+                va, vb = corpus_score(col.metric, a.values), corpus_score(col.metric, b.values)
+                res = TestResult(va - vb, bs_p_value(ra, rb, abs(vb - va)),
+                                 f"sacrebleu-paired-bs-{cfg.n_test_samples}")
+            else:
+                res = paired_test(a, b, cfg.test, cfg.n_test_samples, cfg.test_seed)
+                assert res is not None  # same ids checked above
+            cell.delta, cell.p_value, cell.test_method = res.delta, res.p_value, res.method
             d = ra - rb
             d = d[~np.isnan(d)]
             if d.size:

@@ -62,7 +62,8 @@ class BoardConfig(BaseModel):
     #: equal `sacrebleu --paired-bs` on the same hypotheses
     test_seed: int = 12345
     alpha: float = Field(0.05, gt=0, lt=1)
-    #: bootstrap resamples behind the rank score's CI and the deltas' CIs
+    #: bootstrap resamples behind the rank score's CI and the deltas' CIs when test = "ar"
+    #: (with "bs" the test's own resamples serve, so each resampled score is computed once)
     resamples: int = Field(1000, ge=10)
     seed: int = 0
     #: refuse (error) instead of flag when runs are not comparable

@@ -110,8 +110,18 @@ def _p_value(stats: Any, real: float, strict: bool = True) -> float:
     return float((hits + 1) / (len(stats) + 1))
 
 
-def _bootstrap_counts(n: int, samples: int, seed: int | None) -> Any:
-    """sacrebleu's paired-bs draws (`rng.choice(n, (samples, n))`) as a count matrix."""
+def bs_p_value(reps_sys: Any, reps_base: Any, real: float) -> float:
+    """sacrebleu's paired-bootstrap p-value from the two systems' resampled scores."""
+    diffs = abs(reps_sys - reps_base)
+    return _p_value(diffs - diffs.mean(), real)
+
+
+def bootstrap_counts(n: int, samples: int, seed: int | None) -> Any:
+    """sacrebleu's paired-bs draws (`rng.choice(n, (samples, n))`) as a count matrix.
+
+    Row b counts how often each segment is drawn in resample b, so ``counts @ stats`` gives
+    every resample's summed statistics in one product (the same sums as sacrebleu's indexing).
+    """
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -139,15 +149,9 @@ def mt_paired_test(metric: str, sys_stats: Any, base_stats: Any, test: str = "bs
     n = sys_stats.shape[0]
     if test == "bs":
         samples = samples or 1000
-        counts = _bootstrap_counts(n, samples, seed).astype(np.float64)
-        # exact integer sums, then float32 as sacrebleu's `np.array(stats, dtype='float32')`
-        bl = (counts @ base_stats).astype(np.float32)
-        sy = (counts @ sys_stats).astype(np.float32)
-        compute = m._compute_score_from_stats
-        scores_bl = np.array([compute(row).score for row in bl])
-        scores_sys = np.array([compute(row).score for row in sy])
-        diffs = np.abs(scores_sys - scores_bl)
-        p = _p_value(diffs - diffs.mean(), real)
+        counts = bootstrap_counts(n, samples, seed)
+        p = bs_p_value(replicates(PerSample(metric, "mt", (), sys_stats), counts),
+                       replicates(PerSample(metric, "mt", (), base_stats), counts), real)
     elif test == "ar":
         samples = samples or 10000
         rng = np.random.default_rng(seed)
@@ -177,7 +181,7 @@ def mean_paired_test(x_sys: Any, x_base: Any, test: str = "bs", samples: int | N
     real = abs(xs.mean() - xb.mean())
     if test == "bs":
         samples = samples or 1000
-        counts = _bootstrap_counts(n, samples, seed).astype(np.float64)
+        counts = bootstrap_counts(n, samples, seed).astype(np.float64)
         diffs = np.abs(counts @ xs - counts @ xb) / n
         p = _p_value(diffs - diffs.mean(), real, strict=False)
     elif test == "ar":
@@ -202,12 +206,17 @@ def paired_test(a: PerSample, b: PerSample, test: str, samples: int | None,
 
 
 def replicates(ps: PerSample, weights: Any) -> Any:
-    """Bootstrap replicates of the metric under (resamples × n) count `weights`."""
+    """Bootstrap replicates of the metric under (resamples × n) count `weights`.
+
+    sacrebleu metrics: exact integer sums cast to float32, the input sacrebleu's own
+    bootstrap gives `_compute_score_from_stats`, so with `bootstrap_counts` weights these are
+    sacrebleu's resampled scores to the bit (the paired test reuses them).
+    """
     import numpy as np
 
     if ps.kind == "mt":
         compute = make_metric(ps.metric)._compute_score_from_stats
-        sums = weights @ ps.values
+        sums = (weights.astype(np.float64) @ ps.values).astype(np.float32)
         return np.array([compute(row).score for row in sums])
     ok = ~np.isnan(ps.values)
     num = weights @ np.where(ok, ps.values, 0.0)
