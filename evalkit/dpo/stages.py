@@ -70,6 +70,9 @@ def load_oracle(name: str, options: dict[str, Any]) -> Any:
         return cls(**options)
     except TypeError as exc:
         raise BadInput(f"oracle {name!r} does not accept options {sorted(options)}: {exc}")
+    except (FileNotFoundError, OSError) as exc:  # model files not built/shipped yet
+        raise BadInput(f"oracle {name!r} cannot load its model ({exc}); build it (`evalkit "
+                       "oracle --help`) or pick another in the config's [oracles]") from None
 
 
 def generate(backend: Any, prompts: Sequence[str], groups: Sequence[GenParams],
