@@ -19,7 +19,7 @@ def dpo(
     out: Optional[Path] = typer.Option(None, help="Output directory (default runs/dpo/<config "
                                        "name>); rerunning resumes at the unfinished stage."),
 ) -> None:
-    """Oracle-scored candidates → preference pairs → LoRA DPO → re-evaluation (SAGA Δ-DPO)."""
+    """SAGA Δ-DPO: oracle-scored candidates → preference pairs → LoRA DPO → re-evaluation."""
     from evalkit.dpo.config import load_config
     from evalkit.dpo.loop import run_loop
 

@@ -79,6 +79,10 @@ class EvalSettings(_Strict):
     """Sampling temperature of the evaluation generations."""
     max_new_tokens: int = Field(60, ge=1)
     """New tokens per evaluation generation."""
+    saga_suite: bool = False
+    """Also run `evalkit run --suite saga` on the base and the final model (slow on CPU)."""
+    saga_limit: int | None = Field(None, ge=1)
+    """Samples per SAGA-suite task (None: all)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -201,8 +201,9 @@ class _Loop:
             record["stats"] = train_kl_sft(base_dir, texts, model_dir, s, self.cfg.lora,
                                            self.cfg.seed)
             self.timer.add("sft_training", time.perf_counter() - t0)
-            self.log(f"[sft] {record['stats']['steps']} steps, KL first/last tenth "
-                     f"{record['stats']['kl_first_tenth']:.4f}/{record['stats']['kl_last_tenth']:.4f}")
+            st = record["stats"]
+            self.log(f"[sft] {st['steps']} steps, KL first/last tenth "
+                     f"{st['kl_first_tenth']:.4f}/{st['kl_last_tenth']:.4f}")
         _write_json(path, record)
         return str(model_dir) if run else base_dir
 
@@ -279,6 +280,27 @@ class _Loop:
             self.log(f"[round {k}] DPO {stats['steps']} steps, loss {stats['loss_first']} → "
                      f"{stats['loss_last']}")
         return adapter
+
+
+def _saga_suite(cfg: DPOLoopConfig, out: Path, base_dir: str, policy: str, adapter: Path
+                ) -> dict[str, Any]:
+    """`evalkit run --suite saga` on the base model and on policy + adapter (cached)."""
+    path = out / "saga" / "summary.json"
+    if path.exists():
+        return _read_json(path)
+    from evalkit.registry import SUITES
+    from evalkit.runner import RunConfig, run
+
+    result: dict[str, Any] = {}
+    for name, model, adapters in (("base", base_dir, []), ("final", policy, [str(adapter)])):
+        rc = RunConfig(model=model, tasks=list(SUITES["saga"]), adapters=adapters,
+                       include_base=not adapters, backend=cfg.backend,
+                       limit=cfg.evaluation.saga_limit, seed=cfg.seed, out=out / "saga", backend_options=dict(cfg.backend_options),
+                       update_leaderboards=False)
+        result[name] = {s.task: {k: v.get("value") for k, v in s.metrics.items()}
+                        for s in run(rc)}
+    _write_json(path, result)
+    return result
 
 
 def _mean_over_seeds(seeds: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -409,6 +431,10 @@ def run_loop(cfg: DPOLoopConfig, out: Path, force_sft: bool = False,
     final = loop.evaluate(f"round{cfg.rounds}", policy, str(adapter), eval_prompts)
     report = build_report(base, final, sft_eval, rounds, loop.timer.t)
     report["final_model"] = {"base_for_adapter": policy, "adapter": str(adapter)}
+    if cfg.evaluation.saga_suite:
+        t0 = time.perf_counter()
+        report["saga_suite"] = _saga_suite(cfg, out, base_dir, policy, adapter)
+        loop.timer.add("saga_suite", time.perf_counter() - t0)
     _write_json(out / "report.json", report)
     (out / "report.md").write_text(_report_md(report, cfg), encoding="utf-8")
     return LoopResult(out, report, dict(loop.timer.t))

@@ -2,8 +2,8 @@
 
 The DPO step is TRL's `DPOTrainer` with a peft `LoraConfig`: with a peft config the reference
 model is the adapter-disabled policy, so no second copy of the weights is held. The SFT stage is
-a plain loop because its loss, ``CE + λ·KL(policy ‖ frozen base)``, needs the base model's logits
-per token; with LoRA those come from the same model with the adapter disabled.
+a plain loop because its loss, ``CE + λ·KL(policy ‖ frozen base)``, needs the base model's
+logits per token; with LoRA those come from the same model with the adapter disabled.
 
 torch, transformers, peft, trl and datasets are imported inside the functions.
 """
