@@ -43,7 +43,12 @@ Adaptations for translated files (every application is listed per sample under
 5. ``number_first_sections`` (eu): ``detectable_format:multiple_sections`` also counts headers
    written number first ("1. ATALA"), the Basque ordinal order several prompts ask for
    ("X. ATALA-rekin markatuta"); upstream only counts "ATALA 1".
-6. ``kwargs_erratum`` (eu; option ``errata=false`` turns it off to reproduce the file as is):
+6. ``seeded_random_fallback`` (all languages): where a kwarg is invalid, the upstream checker
+   draws a random value (keys 1122 and 1129 give the "letter" ``#`` / ``!``: a random ASCII
+   letter is counted instead), so lm-eval's score for them depends on the process's random
+   state. evalkit seeds that draw with the prompt key (and restores the global state): same
+   responses, same scores.
+7. ``kwargs_erratum`` (eu; option ``errata=false`` turns it off to reproduce the file as is):
    three kwargs contradict their own prompts and are replaced by what the prompt asks: 2396
    postscript ``P.S`` → ``PD``, 3518 keyword ``orain`` → ``ordain``, 2034 forbidden
    ``enzima`` → ``entzima``.
@@ -172,28 +177,29 @@ class IFEvalTask:
                         adaptation_counts[a.name] = adaptation_counts.get(a.name, 0) + 1
             per_sample.append(row)
         seed = ctx.seed
+        w = resample_weights(len(per_sample), seed=seed) if len(per_sample) > 1 else None
         metrics: dict[str, MetricValue] = {
             "prompt_level_strict_acc": mean_metric([r["prompt_level_strict_acc"]
                                                     for r in per_sample], seed=seed),
             "prompt_level_loose_acc": mean_metric([r["prompt_level_loose_acc"]
                                                    for r in per_sample], seed=seed),
-            "inst_level_strict_acc": cluster_rate(strict_lists, seed=seed),
-            "inst_level_loose_acc": cluster_rate(loose_lists, seed=seed),
+            "inst_level_strict_acc": cluster_rate(strict_lists, seed, w),
+            "inst_level_loose_acc": cluster_rate(loose_lists, seed, w),
         }
         categories = sorted({i.split(":", 1)[0] for ids in ids_lists for i in ids})
         per_category: dict[str, dict[str, Any]] = {}
         for cat in categories:
             st = _select(strict_lists, ids_lists, lambda i, c=cat: i.split(":", 1)[0] == c)
             lo = _select(loose_lists, ids_lists, lambda i, c=cat: i.split(":", 1)[0] == c)
-            m_st, m_lo = cluster_rate(st, seed=seed), cluster_rate(lo, seed=seed)
+            m_st, m_lo = cluster_rate(st, seed, w), cluster_rate(lo, seed, w)
             metrics[f"inst_level_strict_acc/{cat}"] = m_st
             per_category[cat] = {"strict": m_st.to_json(), "loose": m_lo.to_json()}
         per_instruction: dict[str, dict[str, Any]] = {}
         for iid in sorted({i for ids in ids_lists for i in ids}):
             st = _select(strict_lists, ids_lists, lambda i, x=iid: i == x)
             lo = _select(loose_lists, ids_lists, lambda i, x=iid: i == x)
-            per_instruction[iid] = {"strict": cluster_rate(st, seed=seed).to_json(),
-                                    "loose": cluster_rate(lo, seed=seed).to_json()}
+            per_instruction[iid] = {"strict": cluster_rate(st, seed, w).to_json(),
+                                    "loose": cluster_rate(lo, seed, w).to_json()}
         meta: dict[str, Any] = {
             **info, "language_profile": self.lang, "data_file": data_path(self.lang),
             "max_new_tokens": self.max_new_tokens, "errata": errata and bool(base.errata),
@@ -204,24 +210,31 @@ class IFEvalTask:
         return ScoredTask(per_sample, metrics, meta)
 
 
-def cluster_rate(per_prompt: Sequence[Sequence[bool]], seed: int = 0) -> MetricValue:
-    """Share of passed instructions, with a 95 % bootstrap CI that resamples prompts."""
+def cluster_rate(per_prompt: Sequence[Sequence[bool]], seed: int = 0,
+                 weights: Any = None) -> MetricValue:
+    """Share of passed instructions, with a 95 % bootstrap CI that resamples prompts.
+
+    Prompts without any of the instructions counted (a per-id breakdown) stay in the resampled
+    population with zero weight in the ratio, so one weight matrix (`weights`, resamples ×
+    prompts, from `resample_weights`) serves every breakdown of a scoring pass.
+    """
     import numpy as np
 
-    groups = [g for g in per_prompt if len(g)]
-    passes = np.array([sum(g) for g in groups], dtype=float)
-    counts = np.array([len(g) for g in groups], dtype=float)
+    passes = np.array([sum(g) for g in per_prompt], dtype=float)
+    counts = np.array([len(g) for g in per_prompt], dtype=float)
     n = int(counts.sum())
     if n == 0:
         return MetricValue(value=None, n=0)
     value = float(passes.sum() / counts.sum())
-    if len(groups) < 2:
+    if int((counts > 0).sum()) < 2:
         return MetricValue(value=value, n=n)
-    w = resample_weights(len(groups), seed=seed)
-    boot = (w @ passes) / (w @ counts)
+    w = resample_weights(len(per_prompt), seed=seed) if weights is None else weights
+    den = w @ counts
+    ok = den > 0  # a resample that drew none of these prompts has no ratio
+    boot = (w @ passes)[ok] / den[ok]
     lo, hi = np.percentile(boot, [2.5, 97.5])
     return MetricValue(value=value, n=n, se=float(boot.std(ddof=1)), ci=(float(lo), float(hi)),
-                       ci_method="cluster-bootstrap-percentile-1000 (prompts resampled)")
+                       ci_method=f"cluster-bootstrap-percentile-{len(boot)} (prompts resampled)")
 
 
 def _select(lists: Sequence[Sequence[bool]], ids_lists: Sequence[Sequence[str]], keep: Any

@@ -15,10 +15,12 @@ library; nothing here re-implements one. What this module adds:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,12 +255,53 @@ def build_instructions(key: str, prompt: str, ids: Sequence[str],
             notes.append(Adaptation("number_first_sections", "headers 'N. SPLITTER' also count"))
         else:
             inst = cls(iid)
-        inst.build_description(**kw)
-        args = inst.get_instruction_args()
-        if args and "prompt" in args:
-            inst.build_description(prompt=prompt)
+        with _seeded_random(f"{key}:{i}"):
+            inst.build_description(**kw)
+            args = inst.get_instruction_args()
+            if args and "prompt" in args:
+                inst.build_description(prompt=prompt)
+        drawn = _randomly_drawn(kw, args)
+        if drawn:
+            notes.append(Adaptation("seeded_random_fallback", ", ".join(
+                f"{k}={kw.get(k)!r} invalid: upstream draws a random {args[k]!r}; evalkit seeds "
+                "the draw with the prompt key, so scores repeat" for k in drawn)))
         out.append((inst, notes))
     return out
+
+
+@contextlib.contextmanager
+def _seeded_random(tag: str) -> Iterator[None]:
+    """Seed Python's global `random` for one checker build, then restore its state.
+
+    Upstream checkers draw a random value when a kwarg is missing or invalid (key 1122 asks
+    for '#' as a letter: a random ASCII letter replaces it); unseeded, the score would depend
+    on whatever ran before.
+    """
+    state = random.getstate()
+    random.seed(tag)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
+def _randomly_drawn(kw: Mapping[str, Any], args: Mapping[str, Any] | None) -> list[str]:
+    """Kwargs the checker replaced by a drawn value (normalisation by case/space ignored)."""
+    if not args:
+        return []
+    out = []
+    for k, v in kw.items():
+        if k in args and k != "prompt" and not _same(v, args[k]):
+            out.append(k)
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a.strip().lower() == b.strip().lower()
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):  # upstream sorts lists
+        return sorted(map(str, a)) == sorted(map(str, b))
+    return bool(a == b)
 
 
 def loose_variants(response: str) -> list[str]:
@@ -275,11 +318,14 @@ def check_response(instructions: Sequence[tuple[Any, list[Adaptation]]], respons
                    ) -> tuple[list[bool], list[bool]]:
     """(strict, loose) pass/fail per instruction, as lm-eval's two test functions compute them."""
     variants = loose_variants(response)
+    # Distinct non-blank variants after the response itself: checks are deterministic, so a
+    # variant equal to one already checked (no '*' to strip, a one-line answer) adds nothing.
+    rest = [v for v in dict.fromkeys(variants[1:]) if v.strip() and v != response]
     strict: list[bool] = []
     loose: list[bool] = []
     for inst, _ in instructions:
         s = bool(response.strip() and inst.check_following(response))
         strict.append(s)
         # Loose's first variant is the response itself, so a strict pass is a loose pass.
-        loose.append(s or any(v.strip() and inst.check_following(v) for v in variants[1:]))
+        loose.append(s or any(inst.check_following(v) for v in rest))
     return strict, loose

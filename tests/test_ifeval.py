@@ -198,3 +198,32 @@ def test_end_to_end_hf_with_adapter(tmp_path: Path, tiny_model: Path, tiny_adapt
     first = json.loads(recs[0].read_text().splitlines()[0])
     assert len(first["scores"]["inst_level_strict_acc"]) == \
         len(first["scores"]["instruction_id_list"])
+
+
+def test_random_fallback_is_seeded(samples: dict[str, dict[str, Sample]]) -> None:
+    """Key 1122 asks for '#' as a letter; upstream then draws a random letter. Seeded here."""
+    import random
+
+    s = samples["en"]["1122"]
+    resp = "this post is about playboy. #fun #party #night #life " * 3
+    rows = []
+    for state in (1, 2, 3):
+        random.seed(state)
+        rows.append(_score("ifeval:en", s, resp))
+    assert rows[0] == rows[1] == rows[2]
+    (note,) = rows[0]["adaptations"]["1:keywords:letter_frequency"]
+    assert note.startswith("seeded_random_fallback")
+
+
+def test_english_matches_lm_eval_process_results(samples: dict[str, dict[str, Sample]]) -> None:
+    """On English, evalkit's strict/loose per instruction equal lm-eval's own scoring."""
+    from lm_eval.tasks.ifeval.utils import process_results
+
+    task = load_task("ifeval:en")
+    cases = [c for c in _cases() if c["task"] == "ifeval:en"]
+    picked = [samples["en"][c["key"]] for c in cases]
+    scored = task.score(picked, [[Generation((c["response"],))] for c in cases], ScoringContext())
+    for s, c, row in zip(picked, cases, scored.per_sample):
+        ref = process_results({"key": int(s.id), **s.data}, [c["response"]])
+        assert row["inst_level_strict_acc"] == ref["inst_level_strict_acc"], c["note"]
+        assert row["inst_level_loose_acc"] == ref["inst_level_loose_acc"], c["note"]
