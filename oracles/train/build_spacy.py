@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m evalkit.oracles.train.build_spacy [--max-steps 4000] [--out oracles/models/spacy-nb-ndt]
+    python -m evalkit.oracles.train.build_spacy [--max-steps 1500] [--out oracles/models/spacy-nb-ndt]
 
 Data: NDT minus every sentence whose token string is a UD Bokmål dev or test sentence (train);
 the NDT versions of UD dev sentences (early stopping, first 600). UD test stays held out for
@@ -73,7 +73,7 @@ def write_config(path: Path, train: Path, dev: Path, max_steps: int, eval_every:
 def main(argv: list[str] | None = None) -> None:
     """Build the DocBins, train, copy ``model-best`` to ``--out`` and write ``train_meta.json``."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--max-steps", type=int, default=4000)
+    ap.add_argument("--max-steps", type=int, default=1500)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--n-train", type=int, default=0, help="use only the first N (0 = all)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "models"
@@ -96,6 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.out.exists():
         shutil.rmtree(args.out)
     shutil.copytree(best, args.out)
+    cfg_text = (args.out / "config.cfg").read_text()
+    for key, path in (("train", tr), ("dev", dv)):  # the build machine's paths mean nothing later
+        cfg_text = cfg_text.replace(f'{key} = "{path}"', f"{key} = null")
+    (args.out / "config.cfg").write_text(cfg_text)
     meta = json.loads((best / "meta.json").read_text())
     (args.out / "train_meta.json").write_text(json.dumps({
         "data": "NDT Bokmål (ndt_nob) minus UD dev/test sentences",

@@ -23,19 +23,21 @@ from pathlib import Path
 
 from evalkit.oracles.train.treebanks import build_dir, ndt_splits, to_conllu
 
-TAGGER_DIMS = ["--hidden_dim", "96", "--char_hidden_dim", "96", "--word_emb_dim", "64",
-               "--deep_biaff_hidden_dim", "96", "--composite_deep_biaff_hidden_dim", "48",
-               "--transformed_dim", "64", "--num_layers", "1", "--tag_emb_dim", "32"]
-PARSER_DIMS = ["--hidden_dim", "160", "--char_hidden_dim", "96", "--word_emb_dim", "64",
-               "--deep_biaff_hidden_dim", "160", "--deep_biaff_output_dim", "96",
-               "--transformed_dim", "64", "--num_layers", "2", "--tag_emb_dim", "32"]
+TAGGER_DIMS = ["--hidden_dim", "64", "--char_hidden_dim", "48", "--word_emb_dim", "48",
+               "--deep_biaff_hidden_dim", "64", "--composite_deep_biaff_hidden_dim", "32",
+               "--transformed_dim", "32", "--num_layers", "1", "--tag_emb_dim", "16"]
+PARSER_DIMS = ["--hidden_dim", "96", "--no_char", "--word_emb_dim", "48",
+               "--deep_biaff_hidden_dim", "96", "--deep_biaff_output_dim", "64",
+               "--transformed_dim", "32", "--num_layers", "1", "--tag_emb_dim", "16"]
 
 
 def main(argv: list[str] | None = None) -> None:
     """Write CoNLL-U splits, train the tagger then the parser, copy both to ``--out``."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tagger-steps", type=int, default=1500)
-    ap.add_argument("--parser-steps", type=int, default=3000)
+    ap.add_argument("--tagger-steps", type=int, default=300)
+    ap.add_argument("--parser-steps", type=int, default=400)
+    ap.add_argument("--tagger-batch", type=int, default=500, help="words per tagger batch")
+    ap.add_argument("--parser-batch", type=int, default=1000, help="words per parser batch")
     ap.add_argument("--n-train", type=int, default=0, help="use only the first N (0 = all)")
     ap.add_argument("--only", choices=["tagger", "parser"], default=None)
     ap.add_argument("--conllu-dir", type=Path, default=None,
@@ -71,8 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.time()
         stanza_tagger.main([*common, *TAGGER_DIMS, "--output_file", str(work / "dev.pos.conllu"),
                             "--save_dir", str(work), "--save_name", "tagger.pt",
-                            "--max_steps", str(args.tagger_steps), "--eval_interval", str(min(250, args.tagger_steps)),
-                            "--batch_size", "1000"])
+                            "--max_steps", str(args.tagger_steps), "--eval_interval", str(min(100, args.tagger_steps)),
+                            "--batch_size", str(args.tagger_batch), "--log_step", "10"])
         timings["tagger_seconds"] = round(time.time() - t0)
         shutil.copy(work / "tagger.pt", args.out / "tagger.pt")
     if args.only in (None, "parser"):
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         stanza_parser.main([*common, *PARSER_DIMS, "--output_file",
                             str(work / "dev.parse.conllu"), "--save_dir", str(work),
                             "--save_name", "parser.pt", "--max_steps", str(args.parser_steps),
-                            "--eval_interval", str(min(300, args.parser_steps)), "--batch_size", "3000"])
+                            "--eval_interval", str(min(100, args.parser_steps)), "--batch_size", str(args.parser_batch), "--log_step", "10"])
         timings["parser_seconds"] = round(time.time() - t0)
         shutil.copy(work / "parser.pt", args.out / "parser.pt")
     meta_path = args.out / "train_meta.json"
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         "data": "NDT Bokmål (ndt_nob) minus UD dev/test sentences",
         "n_train_sentences": n_sents, "n_train_tokens": n_toks,
         "n_dev_sentences": 600, "tagger_steps": args.tagger_steps,
-        "parser_steps": args.parser_steps, "tagger_dims": TAGGER_DIMS,
+        "parser_steps": args.parser_steps, "tagger_batch_words": args.tagger_batch,
+        "parser_batch_words": args.parser_batch, "tagger_dims": TAGGER_DIMS,
         "parser_dims": PARSER_DIMS, **timings,
     })
     meta_path.write_text(json.dumps(meta, indent=2))
