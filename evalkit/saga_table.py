@@ -42,8 +42,8 @@ COLUMNS: tuple[Column, ...] = (
 
 
 def variant_label(s: RunSummary) -> str:
-    """``base`` or the adapter's name."""
-    return s.adapter if s.adapter else "base"
+    """``base`` or the adapter's name (a local path shortened to its last part)."""
+    return s.adapter.rstrip("/").rsplit("/", 1)[-1] if s.adapter else "base"
 
 
 def _cell(m: dict[str, Any] | None, col: Column, with_ci: bool) -> str:
