@@ -19,9 +19,12 @@ if __name__ == "__main__":
     ap.add_argument("--oracle", action="append", default=None)
     ap.add_argument("--n-process", type=int, default=1)
     ap.add_argument("--nocola-per-class", type=int, default=1000)
+    ap.add_argument("--reuse", action="store_true", help="reuse bench/out/oracles.json results "
+                    "of oracles whose model hash is unchanged")
     args = ap.parse_args()
     results = validate(args.oracle or ["spacy", "stanza"], n_process=args.n_process,
                        nocola_per_class=args.nocola_per_class,
                        out_json=ROOT / "bench" / "out" / "oracles.json",
-                       benchmarks=ROOT / "BENCHMARKS.md")
+                       benchmarks=ROOT / "BENCHMARKS.md",
+                       reuse=ROOT / "bench" / "out" / "oracles.json" if args.reuse else None)
     print(render(results))

@@ -27,12 +27,15 @@ def validate(
     out: Optional[Path] = typer.Option(None, help="Write raw results as JSON here."),
     benchmarks: Optional[Path] = typer.Option(None, help="Rewrite the '## Norwegian grammar "
                                               "oracles' section of this BENCHMARKS.md."),
+    reuse: Optional[Path] = typer.Option(None, help="Earlier --out JSON: oracles already "
+                                         "measured there (same model hash) are not re-run."),
 ) -> None:
     """UAS/LAS, rule agreement (acc, κ), NoCoLA AUROC, cross-oracle agreement, throughput."""
     from evalkit.oracles.validate import render, validate as run_validate
 
     results = run_validate(oracle, nocola_per_class=nocola_per_class, seed=seed,
-                           n_process=n_process, out_json=out, benchmarks=benchmarks)
+                           n_process=n_process, out_json=out, benchmarks=benchmarks,
+                           reuse=reuse)
     typer.echo(render(results))
 
 

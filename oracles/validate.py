@@ -153,7 +153,7 @@ def validate_oracle(oracle: Any, *, pairs: list[tuple[GoldSentence, GoldSentence
         "n_grammatical": len(vg), "n_ungrammatical": len(vu)}
     vf = judge(oracle, flores, RuleConfig(truncate=False))
     res["flores_pass"] = 100 * sum(v.passed for v in vf) / len(vf)
-    res["_flores_verdicts"] = [v.passed for v in vf]
+    res["flores_verdicts"] = [v.passed for v in vf]
     if throughput_texts is not None:
         res["throughput"] = throughput(oracle, throughput_texts)
     res["cache"] = cache_speedup(oracle, flores[:300])
@@ -222,7 +222,7 @@ def cache_speedup(oracle: Oracle, sentences: list[str]) -> dict[str, float]:
 
 def validate(oracles: Sequence[str] = ("spacy", "stanza"), *, nocola_per_class: int = 1000,
              seed: int = 0, n_process: int = 1, out_json: Path | None = None,
-             benchmarks: Path | None = None) -> dict[str, Any]:
+             benchmarks: Path | None = None, reuse: Path | None = None) -> dict[str, Any]:
     """Run every measurement for the named oracles and (optionally) write them out.
 
     Args:
@@ -233,6 +233,8 @@ def validate(oracles: Sequence[str] = ("spacy", "stanza"), *, nocola_per_class: 
         n_process: spaCy ``n_process`` for the throughput measurement.
         out_json: where to write the raw results.
         benchmarks: a BENCHMARKS.md to (re)write the ``## Norwegian grammar oracles`` section of.
+        reuse: an earlier ``out_json``; oracles found there with the same name, model hash and
+            settings are not measured again (lets one oracle be re-validated alone).
 
     Returns:
         ``{"oracles": {name: results}, "cross_oracle": {...}, "machine": ...}``.
@@ -250,11 +252,18 @@ def validate(oracles: Sequence[str] = ("spacy", "stanza"), *, nocola_per_class: 
     ndt_pass = [check_parse(gold_parse(n, "ndt"), GOLD_CONFIG).passed for _, n in pairs]
     results["gold_ud_vs_ndt"] = _agreement(ud_pass, ndt_pass)
     verdicts: dict[str, list[bool]] = {}
+    old = json.loads(reuse.read_text())["oracles"] if reuse is not None and reuse.exists() else {}
+    settings = {"nocola_per_class": nocola_per_class, "seed": seed, "n_process": n_process}
     for spec in oracles:
         oracle = load_oracle(spec, n_process=n_process)
-        r = validate_oracle(oracle, pairs=pairs, nocola=(gram, ungram), flores=flores,
-                            throughput_texts=flores)
-        verdicts[r["name"]] = r.pop("_flores_verdicts")
+        prev = old.get(oracle.name)
+        if prev and prev.get("model_hash") == oracle.model_hash and prev.get("settings") == settings:
+            r = prev
+        else:
+            r = validate_oracle(oracle, pairs=pairs, nocola=(gram, ungram), flores=flores,
+                                throughput_texts=flores)
+            r["settings"] = settings
+        verdicts[r["name"]] = r["flores_verdicts"]
         results["oracles"][r["name"]] = r
     names = list(verdicts)
     results["cross_oracle"] = {}
