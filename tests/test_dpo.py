@@ -151,8 +151,8 @@ def _tiny_cfg(model: Path, data_dir: Path, **over: object) -> DPOLoopConfig:
         "model": str(model), "data_dir": str(data_dir), "seed": 0, "threads": 2,
         "oracles": {"train": "fake", "heldout": "fake",
                     "heldout_options": {"bad": ["Jeg liker kaffe."]}},
-        "evaluation": {"prompts": {"n": 6}, "seeds": [0, 1], "max_new_tokens": 24},
-        "candidates": {"prompts": {"n": 8}, "max_new_tokens": 24},
+        "evaluation": {"prompts": {"n": 4}, "seeds": [0, 1], "max_new_tokens": 16},
+        "candidates": {"prompts": {"n": 6}, "max_new_tokens": 20},
         "pairs": {"min_delta": 0.25, "min_chosen": -1.0},
         "lora": {"r": 4, "alpha": 8},
         "dpo": {"epochs": 1, "batch_size": 4},
@@ -177,7 +177,7 @@ def test_loop_end_to_end_and_resume(tiny_model: Path, data_dir: Path, tmp_path: 
               "report.md", "timings.json"):
         assert (out / f).exists(), f
     cands = [json.loads(x) for x in (out / "round1/candidates.jsonl").read_text().splitlines()]
-    assert len(cands) == 8 and all(len(c["candidates"]) == 8 for c in cands)
+    assert len(cands) == 6 and all(len(c["candidates"]) == 8 for c in cands)
     assert cands[0]["temperatures"] == [0.7] * 4 + [1.1] * 4
     rep = res.report
     assert rep["pairs"][0]["n_pairs"] >= 1
@@ -205,11 +205,12 @@ def test_zero_pairs_stops_with_statistics(tiny_model: Path, data_dir: Path,
     pytest.importorskip("trl")
     from evalkit.dpo.loop import NoPairsError, run_loop
 
-    cfg = _tiny_cfg(tiny_model, data_dir, pairs={"min_delta": 5.0, "min_chosen": 0.2})
+    cfg = _tiny_cfg(tiny_model, data_dir, pairs={"min_delta": 5.0, "min_chosen": 0.2},
+                    evaluation={"prompts": {"n": 2}, "seeds": [0], "max_new_tokens": 8})
     with pytest.raises(NoPairsError, match="no usable preference pairs"):
         run_loop(cfg, tmp_path / "run")
     stats = json.loads((tmp_path / "run/round1/pair_stats.json").read_text())
-    assert stats["n_pairs"] == 0 and stats["n_candidates"] == 64
+    assert stats["n_pairs"] == 0 and stats["n_candidates"] == 48
 
 
 def test_kl_sft_stage_runs_when_forced(tiny_model: Path, data_dir: Path, tmp_path: Path) -> None:
