@@ -177,29 +177,26 @@ class IFEvalTask:
                         adaptation_counts[a.name] = adaptation_counts.get(a.name, 0) + 1
             per_sample.append(row)
         seed = ctx.seed
-        w = resample_weights(len(per_sample), seed=seed) if len(per_sample) > 1 else None
+        # Breakdown columns: overall, each category, each instruction id.
+        cats = sorted({i.split(":", 1)[0] for ids in ids_lists for i in ids})
+        iids = sorted({i for ids in ids_lists for i in ids})
+        cols = ["*"] + [f"cat:{c}" for c in cats] + [f"id:{i}" for i in iids]
+        rates = cluster_rates(cols, ids_lists, strict_lists, loose_lists, seed)
         metrics: dict[str, MetricValue] = {
             "prompt_level_strict_acc": mean_metric([r["prompt_level_strict_acc"]
                                                     for r in per_sample], seed=seed),
             "prompt_level_loose_acc": mean_metric([r["prompt_level_loose_acc"]
                                                    for r in per_sample], seed=seed),
-            "inst_level_strict_acc": cluster_rate(strict_lists, seed, w),
-            "inst_level_loose_acc": cluster_rate(loose_lists, seed, w),
+            "inst_level_strict_acc": rates["*"][0],
+            "inst_level_loose_acc": rates["*"][1],
         }
-        categories = sorted({i.split(":", 1)[0] for ids in ids_lists for i in ids})
         per_category: dict[str, dict[str, Any]] = {}
-        for cat in categories:
-            st = _select(strict_lists, ids_lists, lambda i, c=cat: i.split(":", 1)[0] == c)
-            lo = _select(loose_lists, ids_lists, lambda i, c=cat: i.split(":", 1)[0] == c)
-            m_st, m_lo = cluster_rate(st, seed, w), cluster_rate(lo, seed, w)
+        for cat in cats:
+            m_st, m_lo = rates[f"cat:{cat}"]
             metrics[f"inst_level_strict_acc/{cat}"] = m_st
             per_category[cat] = {"strict": m_st.to_json(), "loose": m_lo.to_json()}
-        per_instruction: dict[str, dict[str, Any]] = {}
-        for iid in sorted({i for ids in ids_lists for i in ids}):
-            st = _select(strict_lists, ids_lists, lambda i, x=iid: i == x)
-            lo = _select(loose_lists, ids_lists, lambda i, x=iid: i == x)
-            per_instruction[iid] = {"strict": cluster_rate(st, seed, w).to_json(),
-                                    "loose": cluster_rate(lo, seed, w).to_json()}
+        per_instruction = {i: {"strict": rates[f"id:{i}"][0].to_json(),
+                               "loose": rates[f"id:{i}"][1].to_json()} for i in iids}
         meta: dict[str, Any] = {
             **info, "language_profile": self.lang, "data_file": data_path(self.lang),
             "max_new_tokens": self.max_new_tokens, "errata": errata and bool(base.errata),
@@ -210,36 +207,54 @@ class IFEvalTask:
         return ScoredTask(per_sample, metrics, meta)
 
 
-def cluster_rate(per_prompt: Sequence[Sequence[bool]], seed: int = 0,
-                 weights: Any = None) -> MetricValue:
-    """Share of passed instructions, with a 95 % bootstrap CI that resamples prompts.
+def cluster_rates(cols: Sequence[str], ids_lists: Sequence[Sequence[str]],
+                  strict: Sequence[Sequence[bool]], loose: Sequence[Sequence[bool]],
+                  seed: int = 0) -> dict[str, tuple[MetricValue, MetricValue]]:
+    """(strict, loose) share of passed instructions per column, 95 % CIs resampling prompts.
 
-    Prompts without any of the instructions counted (a per-id breakdown) stay in the resampled
-    population with zero weight in the ratio, so one weight matrix (`weights`, resamples ×
-    prompts, from `resample_weights`) serves every breakdown of a scoring pass.
+    Columns: ``*`` (all instructions), ``cat:<category>``, ``id:<instruction id>``. A
+    prompt's instructions are not independent, so the bootstrap resamples prompts and takes the
+    ratio of passed to counted instructions in each resample (cluster bootstrap). Prompts with
+    none of a column's instructions stay in the population with zero weight in its ratio, so
+    one resampling matrix and one matrix product serve every column.
     """
     import numpy as np
 
-    passes = np.array([sum(g) for g in per_prompt], dtype=float)
-    counts = np.array([len(g) for g in per_prompt], dtype=float)
-    n = int(counts.sum())
-    if n == 0:
-        return MetricValue(value=None, n=0)
-    value = float(passes.sum() / counts.sum())
-    if int((counts > 0).sum()) < 2:
-        return MetricValue(value=value, n=n)
-    w = resample_weights(len(per_prompt), seed=seed) if weights is None else weights
-    den = w @ counts
-    ok = den > 0  # a resample that drew none of these prompts has no ratio
-    boot = (w @ passes)[ok] / den[ok]
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return MetricValue(value=value, n=n, se=float(boot.std(ddof=1)), ci=(float(lo), float(hi)),
-                       ci_method=f"cluster-bootstrap-percentile-{len(boot)} (prompts resampled)")
-
-
-def _select(lists: Sequence[Sequence[bool]], ids_lists: Sequence[Sequence[str]], keep: Any
-            ) -> list[list[bool]]:
-    return [[v for v, i in zip(vals, ids) if keep(i)] for vals, ids in zip(lists, ids_lists)]
+    index = {c: k for k, c in enumerate(cols)}
+    n, k = len(ids_lists), len(cols)
+    counts, passes = np.zeros((n, k)), np.zeros((2, n, k))
+    for j, ids in enumerate(ids_lists):
+        for i, iid in enumerate(ids):
+            for c in ("*", f"cat:{iid.split(':', 1)[0]}", f"id:{iid}"):
+                if c in index:
+                    counts[j, index[c]] += 1
+                    passes[0, j, index[c]] += strict[j][i]
+                    passes[1, j, index[c]] += loose[j][i]
+    boot_den = boot_num = None
+    if n > 1:
+        w = resample_weights(n, seed=seed).astype(float)
+        boot_den, boot_num = w @ counts, [w @ passes[0], w @ passes[1]]
+    out: dict[str, tuple[MetricValue, MetricValue]] = {}
+    for c, col in index.items():
+        total = int(counts[:, col].sum())
+        pair = []
+        for level in (0, 1):
+            if total == 0:
+                pair.append(MetricValue(value=None, n=0))
+                continue
+            value = float(passes[level, :, col].sum() / total)
+            if boot_den is None or int((counts[:, col] > 0).sum()) < 2:
+                pair.append(MetricValue(value=value, n=total))
+                continue
+            den = boot_den[:, col]
+            ok = den > 0  # a resample that drew none of these prompts has no ratio
+            boot = boot_num[level][ok, col] / den[ok]
+            lo, hi = np.percentile(boot, [2.5, 97.5])
+            pair.append(MetricValue(
+                value=value, n=total, se=float(boot.std(ddof=1)), ci=(float(lo), float(hi)),
+                ci_method=f"cluster-bootstrap-percentile-{len(boot)} (prompts resampled)"))
+        out[c] = (pair[0], pair[1])
+    return out
 
 
 def _text(outs: Sequence[Output]) -> str:
