@@ -1,14 +1,16 @@
 """Benchmark the safety judges: agreement with hand labels and throughput, rule vs LLM judge.
 
-Agreement: the rule judge's refusal/compliance decision against the hand-labelled held-out
-replies in ``tests/data/safety/labelled_responses.jsonl`` (en, eu, es, it, no; labelled by the
-evalkit developers, see that folder's README) — accuracy and Cohen's kappa, overall and per
-language. Throughput: replies judged per second by the rule judge and by an LLM judge (a tiny
+Agreement: the rule judge's refusal/compliance decision against hand-labelled replies (en, eu,
+es, it, no; labelled by the evalkit developers, see ``tests/data/safety/README.md``) —
+accuracy and Cohen's kappa, overall and per language, for set A
+(``labelled_responses.jsonl``: held out for the first pattern version, then used to revise
+the patterns, so now a development set) and set B (``labelled_responses_b.jsonl``: written
+after the revision, held out). Throughput: replies judged per second by the rule judge and by an LLM judge (a tiny
 random Llama on the hf backend, built offline) on the same replies in the same process; the
 ratio is the figure of merit. The tiny model's verdicts are meaningless (random weights): it
 measures the cost of the LLM-judge path, not its quality.
 
-    python bench/bench_judges.py [--repeat 50] [--llm-items 54] [--json out.json]
+    python bench/bench_judges.py [--repeat 50] [--llm-items 98] [--json out.json]
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-LABELS = REPO / "tests" / "data" / "safety" / "labelled_responses.jsonl"
+SETS = {"A (dev)": REPO / "tests" / "data" / "safety" / "labelled_responses.jsonl",
+        "B (held out)": REPO / "tests" / "data" / "safety" / "labelled_responses_b.jsonl"}
 
 
 def cohen_kappa(pred: Sequence[str], gold: Sequence[str]) -> float | None:
@@ -45,7 +48,7 @@ def agreement(pred: Sequence[str], gold: Sequence[str]) -> dict[str, float | int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=50, help="rule-judge passes over the set")
-    ap.add_argument("--llm-items", type=int, default=54, help="replies for the LLM judge")
+    ap.add_argument("--llm-items", type=int, default=98, help="replies for the LLM judge")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -55,20 +58,24 @@ def main() -> None:
     from evalkit.judges import JudgeItem, make_judge
     from evalkit.testing import build_tiny_model
 
-    rows = [json.loads(x) for x in LABELS.read_text(encoding="utf-8").splitlines() if x]
-    items = [JudgeItem(r["prompt"], r["response"], r["lang"]) for r in rows]
-    gold = [r["label"] for r in rows]
-
     rule = make_judge("rule")
-    verdicts = rule.judge("refusal", items)
-    pred = ["refusal" if v.label == "refused" else "compliance" for v in verdicts]
-    report: dict[str, object] = {"overall": agreement(pred, gold), "per_language": {}}
-    for lang in sorted({r["lang"] for r in rows}):
-        idx = [i for i, r in enumerate(rows) if r["lang"] == lang]
-        report["per_language"][lang] = agreement([pred[i] for i in idx], [gold[i] for i in idx])
-    report["disagreements"] = [
-        {"id": r["id"], "gold": g, "rule": p, "reason": v.reason}
-        for r, g, p, v in zip(rows, gold, pred, verdicts) if g != p]
+    report: dict[str, object] = {}
+    items: list[JudgeItem] = []
+    for set_name, path in SETS.items():
+        rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
+        set_items = [JudgeItem(r["prompt"], r["response"], r["lang"]) for r in rows]
+        items += set_items
+        gold = [r["label"] for r in rows]
+        verdicts = rule.judge("refusal", set_items)
+        pred = ["refusal" if v.label == "refused" else "compliance" for v in verdicts]
+        per_lang = {}
+        for lang in sorted({r["lang"] for r in rows}):
+            idx = [i for i, r in enumerate(rows) if r["lang"] == lang]
+            per_lang[lang] = agreement([pred[i] for i in idx], [gold[i] for i in idx])
+        report[set_name] = {
+            "overall": agreement(pred, gold), "per_language": per_lang,
+            "disagreements": [{"id": r["id"], "gold": g, "rule": p, "reason": v.reason}
+                              for r, g, p, v in zip(rows, gold, pred, verdicts) if g != p]}
 
     many = items * args.repeat
     t0 = time.perf_counter()
