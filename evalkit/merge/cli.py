@@ -1,0 +1,206 @@
+"""`evalkit merge` and `evalkit sweep` (typer only at import; torch loads inside the commands)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from evalkit.errors import BadInput
+from evalkit.merge.recipes import RECIPES, MergeSpec
+
+_RECIPE_HELP = ("diploma: W_cpt + α·(W_instruct − W_base); language-vector: W_instruct + "
+                "λ·(W_lang − W_base); task-arithmetic: W_base + Σ λ·w_i·(W_i − W_base).")
+_ROLES = {"diploma": ("base", "cpt", "instruct"), "language-vector": ("base", "lang", "instruct"),
+          "task-arithmetic": ("base", "model")}
+
+
+def parse_size(text: str) -> int:
+    """``5GB``, ``500MB``, ``2GiB`` or a plain byte count → bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise BadInput(f"--shard-size {text!r} is not a size; use e.g. 5GB, 500MB or 2GiB")
+    unit = (m.group(2) or "").upper().rstrip("B")
+    base = 1024 if unit.endswith("I") else 1000
+    power = " KMGT".index(unit[:1] or " ")
+    return int(float(m.group(1)) * base**power)
+
+
+def spec_factory(recipe: str, base: Optional[str], cpt: Optional[str], instruct: Optional[str],
+                 lang: Optional[str], models: list[str], weights: list[float],
+                 tokenizer_from: Optional[str]) -> Callable[[float], MergeSpec]:
+    """Validate the role options for `recipe`; returns α → MergeSpec."""
+    from evalkit.merge import recipes
+
+    if recipe not in RECIPES:
+        import difflib
+
+        hint = difflib.get_close_matches(recipe, RECIPES, n=1, cutoff=0.4)
+        raise BadInput(f"unknown merge recipe {recipe!r}"
+                       + (f"; did you mean {hint[0]}?" if hint else "")
+                       + f" (recipes: {', '.join(RECIPES)})")
+    given = {"base": base, "cpt": cpt, "instruct": instruct, "lang": lang,
+             "model": models or None}
+    needed = _ROLES[recipe]
+    missing = [r for r in needed if not given[r]]
+    if missing:
+        raise BadInput(f"{recipe} needs " + ", ".join(f"--{r}" for r in needed)
+                       + f"; missing {', '.join('--' + r for r in missing)}")
+    extra = [r for r, v in given.items() if v and r not in needed]
+    if weights and recipe != "task-arithmetic":
+        extra.append("weight")
+    if tokenizer_from and recipe != "task-arithmetic":
+        extra.append("tokenizer-from")
+    if extra:
+        raise BadInput(f"{', '.join('--' + r for r in extra)} not used by {recipe} "
+                       f"(it takes {', '.join('--' + r for r in needed)})")
+    assert base is not None
+    if recipe == "diploma":
+        assert cpt is not None and instruct is not None
+        return lambda a: recipes.diploma(base, cpt, instruct, a)
+    if recipe == "language-vector":
+        assert lang is not None and instruct is not None
+        return lambda a: recipes.language_vector(base, lang, instruct, a)
+    recipes.task_arithmetic(base, models, weights, 1.0, tokenizer_from or "base")  # validate now
+    return lambda a: recipes.task_arithmetic(base, models, weights, a, tokenizer_from or "base")
+
+
+# options shared by both commands (typer needs them spelled out per command)
+_BASE = typer.Option(None, "--base", help="The model the others were derived from.")
+_CPT = typer.Option(None, "--cpt", help="diploma: the continued-pretraining model (anchor).")
+_INSTRUCT = typer.Option(None, "--instruct", help="diploma/language-vector: the "
+                         "instruction-tuned model (its tokenizer and config are copied).")
+_LANG = typer.Option(None, "--lang", help="language-vector: the language-adapted base model.")
+_MODEL = typer.Option([], "--model", "-m", help="task-arithmetic: a fine-tuned model (repeat).")
+_WEIGHT = typer.Option([], "--weight", "-w", help="task-arithmetic: weight per --model "
+                       "(default 1.0 each).")
+_TOKFROM = typer.Option(None, "--tokenizer-from", help="task-arithmetic: base, model1, model2, "
+                        "... (default base).")
+_DTYPE = typer.Option("auto", help="Output dtype: auto (as the anchor) | float32 | bfloat16 | "
+                      "float16. Arithmetic is always float32.")
+_ALLOW = typer.Option(False, "--allow-config-diff", help="Merge although config.json fields "
+                      "other than the architecture differ (recorded).")
+
+
+def _print_result(res: Any) -> None:
+    r = res.record
+    typer.echo(f"merged {r['recipe']}: {r['formula']}")
+    typer.echo(f"  {r['n_tensors']} tensors, {r['n_parameters']:,} parameters, "
+               f"{r['weight_bytes'] / 1e6:.1f} MB in {len(r['weight_files'])} file(s), "
+               f"tied embeddings: {r['tied_embeddings']}, {r['seconds']:.1f} s")
+    typer.echo(f"  → {res.path} (record: evalkit_merge.json)")
+
+
+def merge_cmd(
+    recipe: str = typer.Argument(..., help=_RECIPE_HELP),
+    out: Path = typer.Option(..., "--out", help="Output checkpoint directory."),
+    alpha: float = typer.Option(1.0, "--alpha", "--lambda", help="α (diploma), λ "
+                                "(language-vector, task-arithmetic)."),
+    base: Optional[str] = _BASE, cpt: Optional[str] = _CPT, instruct: Optional[str] = _INSTRUCT,
+    lang: Optional[str] = _LANG, model: list[str] = _MODEL, weight: list[float] = _WEIGHT,
+    tokenizer_from: Optional[str] = _TOKFROM, dtype: str = _DTYPE,
+    allow_config_diff: bool = _ALLOW,
+    force: bool = typer.Option(False, help="Replace --out if it exists (atomically)."),
+    shard_size: str = typer.Option("5GB", help="Maximum weight shard size."),
+) -> None:
+    """Merge checkpoints by weight arithmetic into a loadable HF checkpoint (streamed)."""
+    make = spec_factory(recipe, base, cpt, instruct, lang, model, weight, tokenizer_from)
+    spec = make(alpha)
+    from evalkit.merge.engine import merge
+    from evalkit.progress import Progress
+
+    with Progress() as bar:
+        res = merge(spec, out, dtype=dtype, force=force, allow_config_diff=allow_config_diff,
+                    shard_bytes=parse_size(shard_size), progress=bar.update)
+    _print_result(res)
+
+
+def sweep_cmd(
+    recipe: str = typer.Argument(..., help=_RECIPE_HELP),
+    alpha: str = typer.Option("0.5,0.75,1.0,1.25", "--alpha", "--lambda",
+                              help="Comma-separated α/λ values."),
+    base: Optional[str] = _BASE, cpt: Optional[str] = _CPT, instruct: Optional[str] = _INSTRUCT,
+    lang: Optional[str] = _LANG, model: list[str] = _MODEL, weight: list[float] = _WEIGHT,
+    tokenizer_from: Optional[str] = _TOKFROM, dtype: str = _DTYPE,
+    allow_config_diff: bool = _ALLOW,
+    tasks: list[str] = typer.Option([], "--tasks", "-t", help="Task names, comma-separated."),
+    suite: list[str] = typer.Option([], "--suite", "-s", help="Named task suite."),
+    out: Path = typer.Option(Path("runs"), help="Run root: records, leaderboards, sweep report."),
+    merged_dir: Optional[Path] = typer.Option(None, help="Where merged weights go "
+                                              "(default <out>/merged)."),
+    keep: bool = typer.Option(False, help="Keep the merged checkpoints after evaluation."),
+    with_inputs: bool = typer.Option(False, help="Also evaluate the input models."),
+    select: Optional[str] = typer.Option(None, help="Metric to pick the best α by (mean over "
+                                         "tasks), e.g. chrf++."),
+    backend: str = typer.Option("hf", help="hf | vllm | a plugin."),
+    limit: Optional[int] = typer.Option(None, help="First N samples per task."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Cap on new tokens per request."),
+    seed: int = typer.Option(0, help="Seed for sampling and bootstrap."),
+    data_dir: Optional[Path] = typer.Option(None, help="Local data mirror."),
+    chat_template: str = typer.Option("auto", help="auto | on | off."),
+    device: str = typer.Option("auto", help="hf backend device."),
+    batch_size: Optional[int] = typer.Option(None, help="Fixed batch size."),
+    option: list[str] = typer.Option([], "--option", "-o", help="Task option KEY=VALUE."),
+    as_json: bool = typer.Option(False, "--json", help="Print the sweep report as JSON."),
+) -> None:
+    """Merge at each α, evaluate each on the tasks, update the leaderboard, clean up."""
+    from evalkit.merge.recipes import parse_alphas
+
+    make = spec_factory(recipe, base, cpt, instruct, lang, model, weight, tokenizer_from)
+    alphas = parse_alphas(alpha)
+    if chat_template not in ("auto", "on", "off"):
+        raise BadInput("--chat-template must be auto, on or off")
+    from evalkit.cli import _parse_options
+    from evalkit.runner import expand_task_names
+
+    names = expand_task_names(tasks, suite)
+    opts: dict[str, Any] = dict(backend=backend, limit=limit, max_new_tokens=max_new_tokens,
+                                seed=seed, data_dir=data_dir, chat_template=chat_template,
+                                task_options=_parse_options(option))
+    if backend in ("hf", "vllm"):
+        opts["backend_options"] = {"device": device, "batch_size": batch_size}
+    from evalkit.merge.sweep import run_sweep, select_best
+    from evalkit.progress import Progress
+
+    with Progress(disable=as_json) as bar:
+        points = run_sweep(make, alphas, names, out, keep=keep, with_inputs=with_inputs,
+                           merged_dir=merged_dir, dtype=dtype,
+                           allow_config_diff=allow_config_diff, run_options=opts,
+                           progress=bar.update)
+    best = select_best(points, select) if select else None
+    if as_json:
+        typer.echo(json.dumps({"points": [p.__dict__ for p in points],
+                               "best": best.label if best else None}, default=str))
+        return
+    _print_sweep(points)
+    if select:
+        typer.echo(f"best by {select}: {best.label if best else 'no point reports it'}")
+    typer.echo(f"report: {out}/sweeps/{recipe}.json; leaderboards: {out}/leaderboards/")
+
+
+def _print_sweep(points: list[Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    tasks = list(dict.fromkeys(t for p in points for t in p.metrics))
+    for task in tasks:
+        metrics = list(dict.fromkeys(m for p in points for m in p.metrics.get(task, {})))
+        table = Table(title=task, title_justify="left")
+        table.add_column("model")
+        for m in metrics:
+            table.add_column(m, justify="right")
+        for p in points:
+            vals = p.metrics.get(task, {})
+            table.add_row(p.label, *("" if vals.get(m) is None else f"{vals[m]:.4g}"
+                                     for m in metrics))
+        Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `merge` and `sweep` to the evalkit CLI."""
+    app.command("merge")(merge_cmd)
+    app.command("sweep")(sweep_cmd)
