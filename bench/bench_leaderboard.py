@@ -107,9 +107,12 @@ def sacrebleu_significance(hyps: dict[str, dict[str, list[str]]], refs: dict[str
 
 
 def evalkit_significance(root: Path) -> dict[tuple[str, str, str], float]:
-    """The board's paired tests alone, from the stored statistics."""
+    """The board's paired tests alone, from the stored statistics, as the board runs them:
+    one set of sacrebleu draws per task, each model's resampled scores computed once (the
+    baseline's are shared by all its adapters), sacrebleu's p-value formula."""
     from evalkit.leaderboard.collect import load_rows
-    from evalkit.leaderboard.stats import mt_paired_test, per_sample
+    from evalkit.leaderboard.stats import (bootstrap_counts, bs_p_value, corpus_score,
+                                           per_sample, replicates)
 
     rows = load_rows([root], TASKS)
     base = next(r for r in rows if r.adapter is None)
@@ -117,12 +120,14 @@ def evalkit_significance(root: Path) -> dict[tuple[str, str, str], float]:
     for task in TASKS:
         for name in ("bleu", "chrf", "chrf++"):
             b, _ = per_sample(name, base.summaries[task], base.samples(task))
+            counts = bootstrap_counts(len(b.ids), 1000, 12345)
+            rb, vb = replicates(b, counts), corpus_score(name, b.values)
             for r in rows:
                 if r is base:
                     continue
                 a, _ = per_sample(name, r.summaries[task], r.samples(task))
-                out[(r.key, task, name)] = mt_paired_test(name, a.values, b.values, "bs",
-                                                          1000).p_value
+                out[(r.key, task, name)] = bs_p_value(replicates(a, counts), rb,
+                                                      abs(vb - corpus_score(name, a.values)))
     return out
 
 
