@@ -183,9 +183,9 @@ def check_tokenizers(dirs: Mapping[str, Path]) -> None:
             tok = diff[0][0]
             raise BadInput(
                 f"tokenizer vocabularies differ: {roles[0]} has {len(ref_vocab)} entries, {r} "
-                f"has {len(vocab)}; first difference: token {tok!r} (id {ref_vocab.get(tok)} vs "
-                f"{vocab.get(tok)}); merged weights would mix token ids: use models that share "
-                "one tokenizer")
+                f"has {len(vocab)}; first difference: token {tok!r} has id "
+                f"{ref_vocab.get(tok)} in {roles[0]}, {vocab.get(tok)} in {r}; merged weights "
+                "would mix token ids: use models that share one tokenizer")
         if extra != ref_extra:
             raise BadInput(f"tokenizers of {roles[0]} and {r} have the same vocabulary but "
                            "different merges/model files; use models that share one tokenizer")
