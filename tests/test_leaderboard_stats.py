@@ -67,10 +67,13 @@ def test_mt_paired_test_equals_sacrebleu_on_synthetic_systems() -> None:
         mt_paired_test("bleu", sa[:5], sb, "bs", 10)
 
 
-def _summary(metrics: dict, ids: list[str]) -> RunSummary:
+def _summary(metrics: dict, n: int = 5) -> RunSummary:
+    from evalkit.types import sha256_text
+
+    ids = sorted(f"s{i:02d}" for i in range(n))
     return RunSummary(run_id="r", created_at="2026-01-01T00:00:00", task="t", task_version="1",
                       language="x", model="m", model_hash="h", backend="scripted",
-                      metrics=metrics, n_samples=len(ids), sample_ids_sha256="s",
+                      metrics=metrics, n_samples=n, sample_ids_sha256=sha256_text("\n".join(ids)),
                       chat_template={}, seed=0, data_hashes={}, versions={})
 
 
@@ -82,17 +85,20 @@ def _records(values: list, key: str = "acc") -> list[SampleRecord]:
 
 def test_per_sample_values_must_reproduce_the_summary() -> None:
     vals = [1.0, 0.0, 1.0, None, 1.0]
-    ok, why = per_sample("acc", _summary({"acc": {"value": 0.75, "n": 4}}, []), _records(vals))
+    ok, why = per_sample("acc", _summary({"acc": {"value": 0.75, "n": 4}}), _records(vals))
     assert ok is not None and ok.scale == 1.0 and np.isnan(ok.values[3])
-    pct, _ = per_sample("acc", _summary({"acc": {"value": 75.0, "n": 4}}, []), _records(vals))
+    pct, _ = per_sample("acc", _summary({"acc": {"value": 75.0, "n": 4}}), _records(vals))
     assert pct is not None and pct.scale == 100.0
-    bad, why = per_sample("acc", _summary({"acc": {"value": 0.9, "n": 4}}, []), _records(vals))
+    bad, why = per_sample("acc", _summary({"acc": {"value": 0.9, "n": 4}}), _records(vals))
     assert bad is None and why == "not a mean of per-sample values"
-    other, _ = per_sample("gated", _summary({"gated": {"value": 0.75, "n": 4}}, []),
+    other, _ = per_sample("gated", _summary({"gated": {"value": 0.75, "n": 4}}),
                           _records(vals), key="acc")
     assert other is not None
-    none, why = per_sample("acc", _summary({"acc": {"value": 0.75}}, []), None)
+    none, why = per_sample("acc", _summary({"acc": {"value": 0.75}}), None)
     assert none is None and why == "no sample records"
+    stale, why = per_sample("acc", _summary({"acc": {"value": 0.75, "n": 4}}, n=6),
+                            _records(vals))
+    assert stale is None and "out of sync" in why
 
 
 def test_rank_scores_follow_euroeval() -> None:

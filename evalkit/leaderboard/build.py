@@ -39,10 +39,16 @@ def write_board(board: Board, out_dir: Path) -> list[Path]:
     files: list[Path] = []
     plots: list[Path] = []
     if board.config.plots and board.rows:
-        from evalkit.leaderboard.plots import write_plots
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            board.notes.append("plots skipped: matplotlib is not installed "
+                               "(pip install 'evalkit[plots]')")
+        else:
+            from evalkit.leaderboard.plots import write_plots
 
-        plots = write_plots(board, out_dir / "plots")
-        files += plots
+            plots = write_plots(board, out_dir / "plots")
+            files += plots
     svgs = [p.relative_to(out_dir).as_posix() for p in plots if p.suffix == ".svg"]
     for name, text in (("board.md", to_markdown(board)), ("board.csv", to_csv(board)),
                        ("board_long.csv", to_long_csv(board)),

@@ -97,8 +97,15 @@ def load_rows(paths: Sequence[Path], tasks: Sequence[str] | None = None) -> list
 
     rows: dict[str, Row] = {}
     wanted = set(tasks) if tasks is not None else None
+    from pydantic import ValidationError
+
     for d in find_variant_dirs(paths):
-        for s in read_summaries(d):
+        try:
+            summaries = read_summaries(d)
+        except (ValidationError, ValueError) as exc:
+            raise BadInput(f"{d / 'summary.jsonl'} has a malformed line ({exc.__class__.__name__})"
+                           "; remove that line or re-run the variant") from exc
+        for s in summaries:
             if wanted is not None and s.task not in wanted:
                 continue
             row = rows.get(d.name)

@@ -73,6 +73,10 @@ def per_sample(metric: str, summary: RunSummary, records: Sequence[SampleRecord]
     value = summary.metrics.get(metric, {}).get("value")
     if value is None:
         return None, "no value"
+    from evalkit.types import sha256_text
+
+    if sha256_text("\n".join(ids)) != summary.sample_ids_sha256:
+        return None, "sample records are not the summary's sample set (out of sync)"
     stats_key = f"{metric}_stats"
     if metric in MT_METRICS and all(stats_key in r.scores for r in recs):
         stats = np.asarray([r.scores[stats_key] for r in recs], dtype=np.int64)
