@@ -83,7 +83,8 @@ class SpacyOracle:
         self.model_path = path
         self.model_hash = hash_model_dir(path)
         meta_name = self.nlp.meta.get("name", "model")
-        self.name = name or (f"spacy-{path.name}" if path.exists() else f"spacy-{meta_name}")
+        base = path.name if path.exists() else str(meta_name)
+        self.name = name or (base if base.startswith("spacy") else f"spacy-{base}")
         self.scheme = detect_scheme(self.nlp.get_pipe("parser").labels)
         self.batch_size = batch_size
         self.n_process = n_process

@@ -99,7 +99,7 @@ class StanzaOracle:
         self.model_path = mdir
         self.model_hash = hash_model_dir_files([Path(paths["pos_model_path"]),
                                                 Path(paths["depparse_model_path"])])
-        self.name = name or f"stanza-{mdir.name}"
+        self.name = name or (mdir.name if mdir.name.startswith("stanza") else f"stanza-{mdir.name}")
         self.batch_size = batch_size
         self.versions = {"stanza": stanza.__version__}
 
