@@ -134,7 +134,12 @@ class LLMJudge:
 
         if self._family == "openai":
             return ModelRef(name=self.name, path=self._target, hash=f"openai:{self._target}")
-        return resolve_model(self._target)  # ModelNotFound (exit 2) for a bad path
+        from evalkit.errors import ModelNotFound
+
+        try:
+            return resolve_model(self._target)
+        except ModelNotFound as exc:  # say that it is the *judge* model that is missing
+            raise ModelNotFound(f"bad judge {self.name!r}: {exc}") from None
 
     def _ensure_backend(self) -> Any:
         if self._backend is not None:
