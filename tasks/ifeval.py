@@ -198,7 +198,8 @@ class IFEvalTask:
         per_instruction = {i: {"strict": rates[f"id:{i}"][0].to_json(),
                                "loose": rates[f"id:{i}"][1].to_json()} for i in iids}
         meta: dict[str, Any] = {
-            **info, "language_profile": self.lang, "data_file": data_path(self.lang),
+            **info, "language_profile": self.lang,
+            "lingua": langid_version() if self.lang != "en" else "not used", "data_file": data_path(self.lang),
             "max_new_tokens": self.max_new_tokens, "errata": errata and bool(base.errata),
             "adaptations": adaptation_counts, "per_category": per_category,
             "per_instruction": per_instruction,
@@ -255,6 +256,13 @@ def cluster_rates(cols: Sequence[str], ids_lists: Sequence[Sequence[str]],
                 ci_method=f"cluster-bootstrap-percentile-{len(boot)} (prompts resampled)"))
         out[c] = (pair[0], pair[1])
     return out
+
+
+def langid_version() -> str:
+    """lingua's version (the identifier behind the Basque adaptations), for records."""
+    from evalkit import langid
+
+    return f"lingua-language-detector {langid.version()}"
 
 
 def _text(outs: Sequence[Output]) -> str:

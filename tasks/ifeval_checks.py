@@ -95,7 +95,6 @@ def runtime_info() -> dict[str, Any]:
     from evalkit.nltk_offline import ensure_punkt
 
     info = dict(ensure_punkt())
-    import langdetect
     from langdetect import DetectorFactory
 
     DetectorFactory.seed = 0
@@ -106,7 +105,6 @@ def runtime_info() -> dict[str, Any]:
     info.update({"langdetect": f"{version('langdetect')} (DetectorFactory.seed=0)",
                  "lm_eval": version("lm_eval"),
                  "checkers": "lm_eval.tasks.ifeval.instructions_registry.INSTRUCTION_DICT"})
-    del langdetect
     return info
 
 
