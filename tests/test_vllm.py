@@ -162,3 +162,22 @@ def test_merged_adapter_engine(hf, tiny_model: Path, tiny_adapter: Path) -> None
     finally:
         merged.close()
     assert not tmp.exists() and not _engine_children()
+
+
+@pytest.mark.slow
+def test_data_parallel_replicas_keep_the_adapter(hf, tiny_model: Path,  # noqa: ANN001
+                                                 tiny_adapter: Path) -> None:
+    """data_parallel_size=2: two spawned engines share the requests; LoRA still applies."""
+    from evalkit.backends.vllm import VLLMBackend
+
+    reqs = [GenRequest(p, GenParams(max_new_tokens=12), a) for p in PROMPTS
+            for a in (None, "lora")]
+    want = dict(hf.generate(reqs))
+    dp = VLLMBackend(BackendConfig(model=str(tiny_model), adapters={"lora": str(tiny_adapter)},
+                                   data_parallel_size=2))
+    try:
+        got = dict(dp.generate(reqs))
+        assert [got[i].texts for i in range(len(reqs))] == [want[i].texts for i in range(len(reqs))]
+        assert dp.adapter_effects["lora"]["changed"] == len(PROMPTS)
+    finally:
+        dp.close()

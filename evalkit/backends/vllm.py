@@ -178,15 +178,19 @@ class VLLMBackend:
 
         if self.cpu:
             apply_env_defaults(cpu_env_defaults(cache_dir()))
-        if config.data_parallel_size != 1:
-            # vLLM's offline LLM refuses data_parallel_size > 1 in one process (it hangs
-            # otherwise); replicas need one process per GPU group.
-            raise BadInput("data_parallel_size > 1 is not supported by vLLM's offline engine "
-                           "in one process; use --tensor-parallel-size, or run one evalkit "
-                           "process per GPU (CUDA_VISIBLE_DEVICES) on disjoint --tasks")
+        self._tmp: Path | None = None
+        self.adapter_effects: dict[str, dict[str, int]] = {}
+        self._replicas: _Replicas | None = None
+        self.llm: Any = None
+        if config.data_parallel_size > 1:
+            # vLLM's offline LLM refuses data_parallel_size > 1 in one process (it can hang);
+            # evalkit runs one full backend per GPU group instead, adapters included (lm-eval
+            # drops LoRA under data parallel, #2432).
+            self._replicas = _Replicas(config, cpu=self.cpu)
+            self.engine_options = {"data_parallel_size": config.data_parallel_size}
+            return
         from transformers import AutoTokenizer
 
-        self._tmp: Path | None = None
         model_path = config.model
         self._loras: dict[str, Any] = {}
         lora_rank = None
@@ -217,7 +221,6 @@ class VLLMBackend:
             self._loras = {name: LoRARequest(name, i + 1, str(Path(path).resolve()))
                            for i, (name, path) in enumerate(config.adapters.items())}
         self.max_model_len = int(self.llm.model_config.max_model_len)
-        self.adapter_effects: dict[str, dict[str, int]] = {}
 
     # -- engine loop ------------------------------------------------------------------------
     def _lora(self, adapter: str | None) -> Any:
@@ -270,6 +273,9 @@ class VLLMBackend:
     # -- generation -------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, Generation]]:
         """Yield generations as the engine finishes them (one engine pass for all)."""
+        if self._replicas is not None:
+            yield from self._replicated("generate", requests)
+            return
         from vllm import SamplingParams
 
         cache: dict[GenParams, Any] = {}
@@ -334,6 +340,9 @@ class VLLMBackend:
     def loglikelihood(self, requests: Sequence[LoglikRequest]
                       ) -> Iterator[tuple[int, LoglikResult]]:
         """Yield summed continuation log-probs from the engine's prompt log-probs."""
+        if self._replicas is not None:
+            yield from self._replicated("loglikelihood", requests)
+            return
         from vllm import SamplingParams
 
         # prompt_logprobs=1: each position carries the actual token's logprob and rank, so
@@ -367,9 +376,20 @@ class VLLMBackend:
             yield i, res
         self._record_effects(requests, results)
 
+    def _replicated(self, method: str, requests: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        assert self._replicas is not None
+        results: dict[int, Any] = {}
+        for i, out in self._replicas.run(method, requests):
+            results[i] = out
+            yield i, out
+        self._record_effects(requests, results)
+
     # -- teardown ---------------------------------------------------------------------------
     def close(self) -> None:
         """Shut the engine's processes down and free accelerator memory."""
+        if self._replicas is not None:
+            self._replicas.close()
+            self._replicas = None
         llm = getattr(self, "llm", None)
         if llm is not None:
             try:
@@ -389,6 +409,91 @@ class VLLMBackend:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+
+def _replica_main(config_json: str, devices: str | None, inbox: Any, outbox: Any) -> None:
+    """One data-parallel replica: a whole single-engine backend on its own GPU group."""
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices
+    try:
+        cfg = BackendConfig.model_validate_json(config_json).model_copy(
+            update={"data_parallel_size": 1})
+        backend = VLLMBackend(cfg)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
+        outbox.put(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    outbox.put(("ready", None))
+    while (msg := inbox.get()) is not None:
+        method, idxs, reqs = msg
+        try:
+            for j, out in getattr(backend, method)(reqs):
+                outbox.put(("item", (idxs[j], out)))
+            outbox.put(("done", None))
+        except Exception as exc:  # noqa: BLE001
+            outbox.put(("error", f"{type(exc).__name__}: {exc}"))
+    backend.close()
+
+
+class _Replicas:
+    """`data_parallel_size` independent engines in spawned processes, requests sharded
+    round-robin, outputs streamed back through one queue."""
+
+    def __init__(self, config: BackendConfig, *, cpu: bool) -> None:
+        import multiprocessing as mp
+
+        dp, tp = config.data_parallel_size, config.tensor_parallel_size
+        groups: list[str | None] = [None] * dp
+        if not cpu:
+            import torch
+
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            ids = visible.split(",") if visible else [str(i) for i in
+                                                      range(torch.cuda.device_count())]
+            if len(ids) < dp * tp:
+                raise BadInput(f"data_parallel_size {dp} x tensor_parallel_size {tp} needs "
+                               f"{dp * tp} GPUs but {len(ids)} are visible; lower them")
+            groups = [",".join(ids[r * tp:(r + 1) * tp]) for r in range(dp)]
+        ctx = mp.get_context("spawn")  # CUDA cannot be forked
+        self._out = ctx.Queue()
+        self._ins = [ctx.Queue() for _ in range(dp)]
+        self._procs = [ctx.Process(target=_replica_main, name=f"evalkit-vllm-dp{r}",
+                                   args=(config.model_dump_json(exclude_unset=True), groups[r], self._ins[r],
+                                         self._out), daemon=True) for r in range(dp)]
+        for p in self._procs:
+            p.start()
+        for _ in self._procs:
+            kind, msg = self._out.get()
+            if kind == "error":
+                self.close()
+                raise BadInput(f"a data-parallel vLLM replica failed to start: {msg}")
+
+    def run(self, method: str, requests: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        """Shard, submit to every replica at once, and yield (index, output) as they come."""
+        dp = len(self._procs)
+        busy = 0
+        for r in range(dp):
+            idxs = list(range(r, len(requests), dp))
+            if idxs:
+                self._ins[r].put((method, idxs, [requests[i] for i in idxs]))
+                busy += 1
+        while busy:
+            kind, msg = self._out.get()
+            if kind == "item":
+                yield msg
+            elif kind == "done":
+                busy -= 1
+            else:
+                raise RuntimeError(f"data-parallel vLLM replica failed: {msg}")
+
+    def close(self) -> None:
+        """Ask every replica to close its engine, then reap the processes."""
+        for q, p in zip(self._ins, self._procs):
+            if p.is_alive():
+                q.put(None)
+        for p in self._procs:
+            p.join(timeout=120)
+            if p.is_alive():
+                p.terminate()
 
 
 def _differs(a: Any, b: Any) -> bool:
