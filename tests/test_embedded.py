@@ -15,7 +15,7 @@ import pytest
 from evalkit import embedded as E
 from evalkit.errors import EvalkitError
 
-TINY = dict(steps=3, limit=150, vocab_size=600, batch_size=2, seq_len=64)
+TINY = dict(steps=3, limit=60, vocab_size=600, batch_size=2, seq_len=64)
 
 NOB = "Honnørordene er «dristig formspråk» – og Øyvind så på æblegrøden kl. 21:30!"
 EUS = "Familian, aldiz, ez da inolako hazkunderik antzematen euskararen erabileran."
