@@ -8,7 +8,8 @@ generation) and the optional evaluation of the input models themselves (``with_i
 
 Merged weights live in ``<merged_dir>/<recipe>-a<α>`` (default ``<out>/merged``) and are deleted
 after their evaluation unless ``keep``; the records and the per-point merge record are kept in
-``<out>/sweeps/<recipe>.json``.
+``<out>/sweeps/<recipe>.json``. With ``chat_template="auto"``, merges that take the instruct
+model's tokenizer (diploma, language-vector) are evaluated with the chat template on.
 """
 
 from __future__ import annotations
@@ -98,14 +99,19 @@ def run_sweep(make_spec: Callable[[float], MergeSpec], alphas: Sequence[float],
         if not _same_merge(record, spec, dtype):
             record = merge(spec, path, dtype=dtype, force=path.exists(),
                            allow_config_diff=allow_config_diff, progress=progress).record
+        popts = dict(opts)
+        if popts.get("chat_template", "auto") == "auto" and spec.tokenizer_from == "instruct":
+            # the merge carries the instruct model's template and is meant to follow
+            # instructions; the name heuristic of `auto` cannot know that for every recipe
+            popts["chat_template"] = "on"
         try:
-            summaries = run(RunConfig(model=str(path), tasks=list(tasks), out=out, **opts),
-                            progress=progress)
+            summaries = run(RunConfig(model=str(path.resolve()), tasks=list(tasks), out=out,
+                                      **popts), progress=progress)
         finally:
             if not keep:
                 shutil.rmtree(path, ignore_errors=True)
-        points.append(SweepPoint(spec.name(), spec.alpha, str(path), _metrics(summaries),
-                                 record, kept=keep))
+        points.append(SweepPoint(spec.name(), spec.alpha, str(path.resolve()),
+                                 _metrics(summaries), record, kept=keep))
     if with_inputs:
         seen: set[str] = set()
         for role, name in specs[0].inputs.items():
