@@ -15,6 +15,8 @@ lm-eval document, ``--limit N`` = lm-eval's ``limit=N``, i.e. the first N docume
   lm-eval's), ``do_sample``/``temperature`` (greedy unless ``do_sample`` is true), ``repeats`` →
   ``n``. Prompts are plain text (no chat template), as ``simple_evaluate`` without
   ``apply_chat_template``; the tokenizer's default special tokens are added, as lm-eval's hf model.
+  (``--chat-template auto`` still applies the template for instruct-looking models: pass
+  ``--chat-template off`` to reproduce lm-eval's default numbers on those.)
 - ``loglikelihood`` → ``LoglikRequest(context, continuation)``: the hf backend pairs tokens exactly
   as lm-eval does (trailing context spaces move to the continuation, whole-text split).
 - ``loglikelihood_rolling`` → ``LoglikRequest("", text)``: BOS (else EOS) as the only context,
