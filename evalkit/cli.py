@@ -73,6 +73,12 @@ def run(
     tensor_parallel_size: int = typer.Option(1, help="vLLM tensor parallelism."),
     data_parallel_size: int = typer.Option(1, help="vLLM data parallelism."),
     gpu_memory_utilization: float = typer.Option(0.85, help="vLLM GPU memory share."),
+    enforce_eager: Optional[bool] = typer.Option(None, "--enforce-eager/--no-enforce-eager",
+                                                 help="vLLM: no CUDA graphs (default: on for "
+                                                 "CPU, off for GPU)."),
+    prefix_caching: bool = typer.Option(True, help="vLLM automatic prefix caching."),
+    max_lora_rank: Optional[int] = typer.Option(None, help="vLLM: override the LoRA rank read "
+                                                "from the adapters' configs."),
     option: list[str] = typer.Option([], "--option", "-o", help="Task option KEY=VALUE "
                                      "(e.g. judge=rule)."),
     leaderboard: bool = typer.Option(True, help="Update leaderboards this run belongs to."),
@@ -88,7 +94,10 @@ def run(
     backend_options: dict[str, Any] = {
         "dtype": dtype, "device": device, "batch_size": batch_size, "max_model_len": max_model_len,
         "tensor_parallel_size": tensor_parallel_size, "data_parallel_size": data_parallel_size,
-        "gpu_memory_utilization": gpu_memory_utilization}
+        "gpu_memory_utilization": gpu_memory_utilization, "enforce_eager": enforce_eager,
+        "enable_prefix_caching": prefix_caching, "max_lora_rank": max_lora_rank}
+    # unset options stay unset, so backends can tell a default from a user's choice
+    backend_options = {k: v for k, v in backend_options.items() if v is not None}
     cfg = RunConfig(model=model, tasks=names, adapters=adapter, merge_adapter=merge_adapter,
                     include_base=base, backend=backend, limit=limit, seed=seed, out=out,
                     data_dir=data_dir, chat_template=chat_template,  # type: ignore[arg-type]

@@ -271,6 +271,7 @@ def score_variant(cfg: RunConfig, v: Variant, p: _Planned, store: GenerationStor
     outputs: list[list[Output]] = []
     for reqs in p.requests:
         outputs.append([store.get(k) for k in _keys(v, reqs)])
+    adapter_check = _adapter_check(v, p, store, outputs)
     ctx = ScoringContext(options=cfg.task_options, data=data, seed=cfg.seed)
     if progress:
         progress(f"scoring {p.task.name}", 0, 1)
@@ -280,8 +281,33 @@ def score_variant(cfg: RunConfig, v: Variant, p: _Planned, store: GenerationStor
     run_dir = out / v.slug
     meta = {"chat_applied": p.chat, "chat_template_sha256":
             renderer.template_sha256 if renderer else None}
+    if adapter_check is not None:
+        scored.meta["adapter_check"] = adapter_check
     return write_records(run_dir, v, p.task, p.samples, p.requests, outputs, scored,
                          backend=cfg.backend, seed=cfg.seed, data=data, chat=meta)
+
+
+def _adapter_check(v: Variant, p: _Planned, store: GenerationStore,
+                   outputs: list[list[Output]]) -> dict[str, Any] | None:
+    """How many of an adapter's outputs differ from the base model's on the same requests.
+
+    Peers have silently evaluated the base model when an adapter failed to load (lm-eval
+    #2432); an adapter that changes nothing is flagged in the summary. Needs the base
+    model's outputs in the store (evaluated in this run or an earlier one).
+    """
+    if v.adapter is None:
+        return None
+    base = Variant(v.model, None)
+    compared = changed = 0
+    for reqs, outs in zip(p.requests, outputs):
+        for key, out in zip(_keys(base, reqs), outs):
+            if key in store:
+                compared += 1
+                changed += store.get(key) != out
+    if compared == 0:
+        return {"compared": 0, "changed": 0, "note": "base outputs not available"}
+    return {"compared": compared, "changed": changed,
+            "warning": "adapter changed no output" if changed == 0 else None}
 
 
 def write_records(run_dir: Path, v: Variant, task: Task, samples: Sequence[Sample],

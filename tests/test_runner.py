@@ -130,3 +130,13 @@ def test_adapter_changes_output_and_is_recorded(tiny_model: Path, tiny_adapter: 
                            merge_adapter=True, limit=4, out=tmp_path, max_new_tokens=16,
                            update_leaderboards=False))
     assert len(merged) == 1 and merged[0].adapter == str(tiny_adapter)
+
+
+def test_adapter_check_recorded(tiny_model: Path, tiny_adapter: Path, tmp_path: Path,
+                                data_dir: Path) -> None:
+    base, lora = run(RunConfig(model=str(tiny_model), tasks=[TASK], adapters=[str(tiny_adapter)],
+                               limit=3, out=tmp_path, max_new_tokens=8,
+                               update_leaderboards=False))
+    assert "adapter_check" not in base.meta
+    check = lora.meta["adapter_check"]
+    assert check["compared"] == 3 and check["changed"] >= 1 and check["warning"] is None
