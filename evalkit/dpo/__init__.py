@@ -15,6 +15,15 @@ Configuration: :class:`evalkit.dpo.config.DPOLoopConfig`; pure pair mining:
 :mod:`evalkit.dpo.pairs`; training: :mod:`evalkit.dpo.train`. Importing this package is cheap.
 """
 
-from evalkit.dpo.config import DPOLoopConfig, load_config
+from typing import Any
 
 __all__ = ["DPOLoopConfig", "load_config"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: building the pydantic config class costs ~0.2-0.6 s, which `evalkit --help` must not pay
+    if name in __all__:
+        from evalkit.dpo import config
+
+        return getattr(config, name)
+    raise AttributeError(name)
