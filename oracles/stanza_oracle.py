@@ -94,7 +94,7 @@ class StanzaOracle:
             lang="nb", dir=str(res.parent), processors="tokenize,pos,lemma,depparse",
             download_method=None, allow_unknown_language=True, tokenize_pretokenized=True,
             lemma_use_identity=True, use_gpu=use_gpu, pos_batch_size=3000,
-            depparse_batch_size=3000, logging_level="WARN", **paths)
+            depparse_batch_size=3000, logging_level="ERROR", **paths)
         self.scheme = scheme
         self.model_path = mdir
         self.model_hash = hash_model_dir_files([Path(paths["pos_model_path"]),
