@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
-import hashlib
 import json
 import math
 import os
@@ -56,6 +55,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from evalkit.data import sha256_file
 
 try:  # the core's user-facing error type
     from evalkit.errors import DataNotFound as _DataNotFound
@@ -244,14 +245,6 @@ def _conllu_texts(path: Path) -> list[str]:
     return [ln[len("# text = ") :].strip() for ln in _read_lines(path) if ln.startswith("# text = ")]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass
 class Corpus:
     """Training documents and held-out evaluation text."""
@@ -276,7 +269,7 @@ def load_corpus(data_dir: Path, *, seed: int = DEFAULT_SEED, limit: int | None =
     def use(path: Path) -> Path:
         if not path.exists():
             raise DefaultModelError(f"data mirror {data_dir} lacks {path.relative_to(data_dir)}")
-        c.files[str(path.relative_to(data_dir))] = _sha256(path)
+        c.files[str(path.relative_to(data_dir))] = sha256_file(path)
         return path
 
     def cap(items: list) -> list:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evalkit.data import sha256_file
 from evalkit.errors import BadInput, ModelNotFound
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt", ".jinja", ".py")
@@ -28,11 +29,7 @@ def _file_sha(path: Path, memo: dict[str, Any]) -> str:
     st = path.stat()
     k = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     if k not in memo:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-        memo[k] = h.hexdigest()
+        memo[k] = sha256_file(path)
     return memo[k]
 
 
