@@ -13,6 +13,7 @@ applied — without overriding anything the user set — see `cpu_env_defaults`.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import logging
@@ -458,9 +459,12 @@ class _Replicas:
         self._ins = [ctx.Queue() for _ in range(dp)]
         self._procs = [ctx.Process(target=_replica_main, name=f"evalkit-vllm-dp{r}",
                                    args=(config.model_dump_json(exclude_unset=True), groups[r], self._ins[r],
-                                         self._out), daemon=True) for r in range(dp)]
+                                         self._out), daemon=False) for r in range(dp)]
+        # not daemonic: each replica's vLLM starts its own EngineCore process, which a daemonic
+        # process may not do; atexit reaps them if the caller never reaches close()
         for p in self._procs:
             p.start()
+        atexit.register(self.close)
         for _ in self._procs:
             kind, msg = self._out.get()
             if kind == "error":
@@ -486,7 +490,7 @@ class _Replicas:
                 raise RuntimeError(f"data-parallel vLLM replica failed: {msg}")
 
     def close(self) -> None:
-        """Ask every replica to close its engine, then reap the processes."""
+        """Ask every replica to close its engine, then reap the processes (idempotent)."""
         for q, p in zip(self._ins, self._procs):
             if p.is_alive():
                 q.put(None)
