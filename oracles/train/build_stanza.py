@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tagger-steps", type=int, default=400)
     ap.add_argument("--parser-steps", type=int, default=5000)
-    ap.add_argument("--tagger-batch", type=int, default=500, help="sentences per tagger batch (Stanza's tagger batches sentences)")
+    ap.add_argument("--tagger-batch", type=int, default=500,
+                    help="sentences per tagger batch (Stanza's tagger batches sentences)")
     ap.add_argument("--parser-batch", type=int, default=2000, help="words per parser batch")
     ap.add_argument("--n-train", type=int, default=0, help="use only the first N (0 = all)")
     ap.add_argument("--only", choices=["tagger", "parser"], default=None)
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         "data": "NDT Bokmål (ndt_nob) minus UD dev/test sentences",
         "n_train_sentences": n_sents, "n_train_tokens": n_toks,
         "n_dev_sentences": 600, "tagger_steps": args.tagger_steps,
-        "parser_steps": args.parser_steps, "tagger_batch_words": args.tagger_batch,
+        "parser_steps": args.parser_steps, "tagger_batch_sentences": args.tagger_batch,
         "parser_batch_words": args.parser_batch, "tagger_dims": TAGGER_DIMS,
         "parser_dims": PARSER_DIMS, **timings,
     })
