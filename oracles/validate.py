@@ -281,17 +281,11 @@ def validate(oracles: Sequence[str] = ("spacy", "stanza"), *, nocola_per_class: 
 
 
 def load_oracle(spec: str, n_process: int = 1) -> Any:
-    """``spacy`` / ``stanza`` / ``spacy:<model>`` / ``stanza:<model>`` → an oracle instance."""
-    kind, _, model = spec.partition(":")
-    if kind == "spacy":
-        from evalkit.oracles.spacy_oracle import SpacyOracle
+    """``spacy`` / ``stanza`` / ``spacy:<model>`` / ``stanza:<model>`` / a registered name → an
+    oracle (:func:`evalkit.oracles.specs.load_oracle`); ``n_process`` goes to spaCy oracles."""
+    from evalkit.oracles.specs import load_oracle as load
 
-        return SpacyOracle(model or None, n_process=n_process)
-    if kind == "stanza":
-        from evalkit.oracles.stanza_oracle import StanzaOracle
-
-        return StanzaOracle(model or None)
-    raise ValueError(f"unknown oracle {spec!r}; use spacy[:model] or stanza[:model]")
+    return load(spec, {"n_process": n_process} if spec.startswith("spacy") else {})
 
 
 def machine() -> str:

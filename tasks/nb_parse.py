@@ -13,7 +13,9 @@ with the prompt is judged alone. The judged text is
 truncated after its last sentence-final punctuation and split into sentences, then every
 configured oracle judges it with the well-formedness rule (``evalkit.oracles.rule``, protocols.md
 §3, reconstructed). Default oracles: ``spacy-nob`` (training oracle) and ``stanza-nob``
-(held-out evaluator); ``--option oracles=spacy-nob,stanza-nob`` / ``fake`` changes them.
+(held-out evaluator); ``--option oracles=spacy-nob,stanza-nob`` / ``fake`` changes them, and
+``spacy:<model>`` / ``stanza:<model>`` name an installed official model (``spacy:nb_core_news_sm``,
+``stanza:nb``) or a model directory (metrics then use that oracle's id, e.g. ``stanza-nb``).
 
 Metrics, per oracle ``<o>``: ``parse_success:<o>`` (PS, share of generations passing, pooled over
 seeds), ``parse_score:<o>`` (PS × mean q; ``parse_score_over=passing`` averages q over passing
@@ -33,6 +35,7 @@ from typing import Any
 
 from evalkit.errors import BadInput
 from evalkit.metrics import mean_metric
+from evalkit.oracles.specs import task_oracle
 from evalkit.types import Generation, GenParams, MetricValue, Output, Sample, ScoredTask, ScoringContext
 
 SOURCE = "nob_sentences/ud_no_bokmaal-test.sentences.txt"
@@ -79,19 +82,6 @@ def _oracle_specs(options: Any) -> list[Any]:
     if not spec:
         raise BadInput("nb_parse: option 'oracles' names no oracle")
     return list(spec)
-
-
-def _load(spec: Any) -> tuple[str, Any]:
-    if not isinstance(spec, str):
-        return str(getattr(spec, "name", type(spec).__name__)), spec
-    from evalkit.registry import ORACLES
-
-    oracle = ORACLES.get(spec)()
-    if spec != "fake":
-        from evalkit.oracles.cache import CachedOracle
-
-        oracle = CachedOracle(oracle)
-    return spec, oracle
 
 
 def _kappa(a: Sequence[bool], b: Sequence[bool]) -> float | None:
@@ -161,7 +151,7 @@ class ParseSuccessTask:
                                             for i in range(len(samples))]
         prov: dict[str, Any] = {}
         for spec in _oracle_specs(ctx.options):
-            name, oracle = _load(spec)
+            name, oracle = task_oracle(spec)
             verdicts = judge(oracle, texts, config)
             passed = [bool(v.passed) for v in verdicts]
             passed_by[name] = passed

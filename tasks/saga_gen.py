@@ -144,7 +144,7 @@ def parse_metrics(passed: Sequence[bool], q: Sequence[float], seed: int = 0,
 def judge_texts(texts: Sequence[str], options: Any) -> tuple[list[Any], dict[str, Any]]:
     """Judge texts with the oracle named in the scoring options; verdicts and provenance."""
     from evalkit.oracles.rule import RuleConfig, judge
-    from evalkit.registry import ORACLES
+    from evalkit.oracles.specs import task_oracle
 
     spec = options.get("oracle", options.get("oracles", DEFAULT_ORACLE))
     if isinstance(spec, str) and "," in spec:  # nb_parse's list form: judge with the
@@ -152,18 +152,7 @@ def judge_texts(texts: Sequence[str], options: Any) -> tuple[list[Any], dict[str
         spec = DEFAULT_ORACLE if DEFAULT_ORACLE in names else names[0]
     elif isinstance(spec, (list, tuple)):
         spec = DEFAULT_ORACLE if DEFAULT_ORACLE in spec else spec[0]
-    if isinstance(spec, str):
-        name = spec
-        oracle = ORACLES.get(name)()
-    else:  # an oracle object passed by a library caller (or a test)
-        oracle, name = spec, str(getattr(spec, "name", type(spec).__name__))
-    if isinstance(spec, str) and name != "fake":
-        try:
-            from evalkit.oracles.cache import CachedOracle
-
-            oracle = CachedOracle(oracle)
-        except ImportError:  # pragma: no cover - the cache is optional
-            pass
+    name, oracle = task_oracle(spec)  # a name, spacy:/stanza:<model>, or an oracle object
     first = str(options.get("first_sentence", "false")).lower() in ("1", "true", "yes")
     config = RuleConfig(first_sentence_only=first)
     verdicts = judge(oracle, list(texts), config)

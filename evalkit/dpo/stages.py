@@ -62,17 +62,11 @@ def rule_config(o: OracleSettings) -> Any:
 
 
 def load_oracle(name: str, options: dict[str, Any]) -> Any:
-    """Instantiate a registered oracle (`spacy-nob`, `stanza-nob`, `fake`, a plugin)."""
-    from evalkit.registry import ORACLES
+    """Instantiate an oracle from its spec (`spacy-nob`, `stanza-nob`, `fake`, a plugin, or
+    `spacy:<model>` / `stanza:<model>`): :func:`evalkit.oracles.specs.load_oracle`."""
+    from evalkit.oracles.specs import load_oracle as load
 
-    cls = ORACLES.get(name)
-    try:
-        return cls(**options)
-    except TypeError as exc:
-        raise BadInput(f"oracle {name!r} does not accept options {sorted(options)}: {exc}")
-    except (FileNotFoundError, OSError) as exc:  # model files not built/shipped yet
-        raise BadInput(f"oracle {name!r} cannot load its model ({exc}); build it (`evalkit "
-                       "oracle --help`) or pick another in the config's [oracles]") from None
+    return load(name, options)
 
 
 def generate(backend: Any, prompts: Sequence[str], groups: Sequence[GenParams],

@@ -12,8 +12,8 @@ download, and no character model (`--no_char`: the default 400-dim char LSTM mad
 step 4-17x slower on 2 cores; a 64-dim one ~2.5x, reaching dev 88.1 in 300 steps where the
 word-only tagger needs 1,000 steps for 88.4 -- a third less training time, but every parse would
 then run the char LSTM too). Dimensions are reduced so that both models train in minutes on one
-CPU thread (``torch.set_num_threads(1)``). Stanza's own tokenizer is not trained: the oracle feeds it
-pre-tokenized text (``tokenize_pretokenized=True``) from evalkit's rule-based tokenizer.
+CPU thread (``torch.set_num_threads(1)``). Stanza's own tokenizer is not trained: the oracle feeds
+it pre-tokenized text (``tokenize_pretokenized=True``) from evalkit's rule-based tokenizer.
 
 Stanza's parser resumes from ``parser_checkpoint.pt`` in the build directory when one exists,
 so a second call with more ``--parser-steps`` continues training (the shipped parser was made
@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.time()
         stanza_tagger.main([*common, *TAGGER_DIMS, "--output_file", str(work / "dev.pos.conllu"),
                             "--save_dir", str(work), "--save_name", "tagger.pt",
-                            "--max_steps", str(args.tagger_steps), "--eval_interval", str(min(100, args.tagger_steps)),
+                            "--max_steps", str(args.tagger_steps),
+                            "--eval_interval", str(min(100, args.tagger_steps)),
                             "--batch_size", str(args.tagger_batch), "--log_step", "10"])
         timings["tagger_seconds"] = round(time.time() - t0)
         shutil.copy(work / "tagger.pt", args.out / "tagger.pt")
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         stanza_parser.main([*common, *PARSER_DIMS, "--output_file",
                             str(work / "dev.parse.conllu"), "--save_dir", str(work),
                             "--save_name", "parser.pt", "--max_steps", str(args.parser_steps),
-                            "--eval_interval", str(min(100, args.parser_steps)), "--batch_size", str(args.parser_batch), "--log_step", "10"])
+                            "--eval_interval", str(min(100, args.parser_steps)),
+                            "--batch_size", str(args.parser_batch), "--log_step", "10"])
         timings["parser_seconds"] = round(time.time() - t0)
         shutil.copy(work / "parser.pt", args.out / "parser.pt")
     meta_path = args.out / "train_meta.json"
