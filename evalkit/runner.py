@@ -192,6 +192,10 @@ def run(cfg: RunConfig, progress: Callable[[str, int, int], None] | None = None
             variants.append(Variant(model, None))
         variants += [Variant(model, a) for a in adapters]
     tasks = [load_task(n) for n in cfg.tasks]
+    for t in tasks:  # options a task can vet cheaply fail now, before any generation
+        check = getattr(t, "check_options", None)
+        if check is not None:
+            check(cfg.task_options)
     data = DataLayer(cfg.data_dir)
     renderer = _renderer(model, cfg)
     plans = [plan_task(t, data, renderer, cfg.limit, cfg.seed, cfg.max_new_tokens)

@@ -11,14 +11,61 @@ That way an official model is used wherever an oracle can be named, e.g.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from evalkit.errors import BadInput
 
-__all__ = ["KINDS", "load_oracle", "task_oracle"]
+__all__ = ["KINDS", "check_spec", "load_oracle", "task_oracle"]
 
 # kind → the registered oracle whose class also loads other models of that toolkit
 KINDS = {"spacy": "spacy-nob", "stanza": "stanza-nob"}
+
+
+def _split(spec: str) -> tuple[str, tuple[Any, ...]]:
+    """``spec`` → (registered oracle name, constructor positional args)."""
+    kind, sep, model = spec.partition(":")
+    if not (sep or spec in KINDS):
+        return spec, ()
+    if kind not in KINDS:
+        from evalkit.registry import ORACLES
+
+        raise BadInput(f"unknown oracle kind {kind!r} in {spec!r}; use spacy:<model>, "
+                       f"stanza:<model> or a registered oracle ({', '.join(ORACLES.names())})")
+    return KINDS[kind], ((model,) if model else ())
+
+
+def check_spec(spec: Any) -> None:
+    """Pre-flight, before any generation: raise now for a spec that could not load later.
+
+    Cheap (no model is loaded, no heavy import): the name is registered, the kind is known, the
+    model directory, installed spaCy package or official Stanza install exists.
+    """
+    if not isinstance(spec, str):
+        return  # an oracle object
+    from evalkit.registry import ORACLES
+
+    registered, args = _split(spec)
+    ORACLES.get(registered)
+    if not args or Path(args[0]).exists():
+        return
+    model = str(args[0])
+    if registered == KINDS["stanza"]:
+        from evalkit.oracles.stanza_oracle import official_paths, official_resources
+
+        paths = official_paths(official_resources())
+        if model == "nb" and {"pos_model_path", "depparse_model_path"} <= set(paths):
+            return
+        where = (f"no official Stanza 'nb' model under {official_resources()} (set "
+                 "$STANZA_RESOURCES_DIR)" if model == "nb" else f"no model directory {model}")
+    else:
+        import importlib.util
+
+        if importlib.util.find_spec(model) is not None:  # an installed spaCy package
+            return
+        where = f"no installed spaCy package or model directory {model!r}"
+    raise BadInput(f"oracle {spec!r} cannot load its model ({where}); install it or name "
+                   "another oracle")
 
 
 def load_oracle(spec: str, options: Mapping[str, Any] | None = None) -> Any:
@@ -30,16 +77,8 @@ def load_oracle(spec: str, options: Mapping[str, Any] | None = None) -> Any:
     """
     from evalkit.registry import ORACLES
 
-    kind, sep, model = spec.partition(":")
-    args: tuple[Any, ...] = ()
-    if sep or spec in KINDS:
-        if kind not in KINDS:
-            raise BadInput(f"unknown oracle kind {kind!r} in {spec!r}; use spacy:<model>, "
-                           f"stanza:<model> or a registered oracle ({', '.join(ORACLES.names())})")
-        args = (model,) if model else ()
-        spec_cls = ORACLES.get(KINDS[kind])
-    else:
-        spec_cls = ORACLES.get(spec)
+    registered, args = _split(spec)
+    spec_cls = ORACLES.get(registered)
     try:
         return spec_cls(*args, **dict(options or {}))
     except TypeError as exc:

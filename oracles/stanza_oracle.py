@@ -26,7 +26,12 @@ __all__ = ["DEFAULT_STANZA_MODEL", "StanzaOracle"]
 DEFAULT_STANZA_MODEL = Path(__file__).resolve().parent / "models" / "stanza-nb-ndt"
 
 
-def _official_paths(resources: Path) -> dict[str, str]:
+def official_resources() -> Path:
+    """Where an official Stanza install lives: ``$STANZA_RESOURCES_DIR`` or ~/stanza_resources."""
+    return Path(os.environ.get("STANZA_RESOURCES_DIR", Path.home() / "stanza_resources"))
+
+
+def official_paths(resources: Path) -> dict[str, str]:
     """Model paths of an installed official Stanza ``nb`` (UD Bokmål) package, if present."""
     nb = resources / "nb"
     out: dict[str, str] = {}
@@ -65,11 +70,11 @@ class StanzaOracle:
         if model is None:
             model = DEFAULT_STANZA_MODEL
         if str(model) == "nb":
-            resources = Path(os.environ.get("STANZA_RESOURCES_DIR",
-                                            Path.home() / "stanza_resources"))
-            paths = _official_paths(resources)
+            resources = official_resources()
+            paths = official_paths(resources)
             if "pos_model_path" not in paths or "depparse_model_path" not in paths:
-                raise FileNotFoundError(f"no official Stanza 'nb' model under {resources}")
+                raise FileNotFoundError(f"no official Stanza 'nb' model under {resources} "
+                                        "(set $STANZA_RESOURCES_DIR)")
             mdir = resources / "nb"
             scheme = scheme or "ud"
         else:

@@ -35,7 +35,7 @@ from typing import Any
 
 from evalkit.errors import BadInput
 from evalkit.metrics import mean_metric
-from evalkit.oracles.specs import task_oracle
+from evalkit.oracles.specs import check_spec, task_oracle
 from evalkit.types import Generation, GenParams, MetricValue, Output, Sample, ScoredTask, ScoringContext
 
 SOURCE = "nob_sentences/ud_no_bokmaal-test.sentences.txt"
@@ -120,6 +120,11 @@ class ParseSuccessTask:
         if len(out) < self.n_prompts:
             raise BadInput(f"nb_parse: only {len(out)} usable prompts in {SOURCE}")
         return out
+
+    def check_options(self, options: Any) -> None:
+        """Pre-flight (before generation): every configured oracle can be loaded."""
+        for spec in _oracle_specs(options):
+            check_spec(spec)
 
     def requests(self, sample: Sample, chat: bool) -> list[tuple[str, GenParams]]:
         """One sampled continuation per seed."""

@@ -141,18 +141,30 @@ def parse_metrics(passed: Sequence[bool], q: Sequence[float], seed: int = 0,
 # oracle
 # ---------------------------------------------------------------------------------------------
 
+def oracle_spec(options: Any) -> Any:
+    """The one oracle summ/rc judge with: ``oracle=``, or from nb_parse's ``oracles=`` list the
+    held-out evaluator if listed, else the first."""
+    spec = options.get("oracle", options.get("oracles", DEFAULT_ORACLE))
+    if isinstance(spec, str) and "," in spec:
+        spec = [x.strip() for x in spec.split(",") if x.strip()]
+    if isinstance(spec, (list, tuple)):
+        spec = DEFAULT_ORACLE if DEFAULT_ORACLE in spec else spec[0]
+    return spec
+
+
+def check_oracle(options: Any) -> None:
+    """Pre-flight (before generation) for summ/rc: their oracle can be loaded."""
+    from evalkit.oracles.specs import check_spec
+
+    check_spec(oracle_spec(options))
+
+
 def judge_texts(texts: Sequence[str], options: Any) -> tuple[list[Any], dict[str, Any]]:
     """Judge texts with the oracle named in the scoring options; verdicts and provenance."""
     from evalkit.oracles.rule import RuleConfig, judge
     from evalkit.oracles.specs import task_oracle
 
-    spec = options.get("oracle", options.get("oracles", DEFAULT_ORACLE))
-    if isinstance(spec, str) and "," in spec:  # nb_parse's list form: judge with the
-        names = [x.strip() for x in spec.split(",") if x.strip()]  # held-out one if listed
-        spec = DEFAULT_ORACLE if DEFAULT_ORACLE in names else names[0]
-    elif isinstance(spec, (list, tuple)):
-        spec = DEFAULT_ORACLE if DEFAULT_ORACLE in spec else spec[0]
-    name, oracle = task_oracle(spec)  # a name, spacy:/stanza:<model>, or an oracle object
+    name, oracle = task_oracle(oracle_spec(options))  # name, kind:model or object
     first = str(options.get("first_sentence", "false")).lower() in ("1", "true", "yes")
     config = RuleConfig(first_sentence_only=first)
     verdicts = judge(oracle, list(texts), config)
@@ -193,6 +205,10 @@ class SummaryTask:
     description: str = "Summary parse success (SAGA Summ PS, Summ score), FLORES devtest articles"
     min_sentences: int = 3
     gen: GenParams = field(default=SUMM_GEN)
+
+    def check_options(self, options: Any) -> None:
+        """Pre-flight: the oracle named in the options can be loaded."""
+        check_oracle(options)
 
     def samples(self, data: Any) -> list[Sample]:
         """One sample per article with at least `min_sentences` lines."""
@@ -251,6 +267,10 @@ class ReadingTask:
     description: str = "Reading-comprehension answer parse success (SAGA RC APS), hand-written"
     source: str = "handwritten"
     gen: GenParams = field(default=RC_GEN)
+
+    def check_options(self, options: Any) -> None:
+        """Pre-flight: the oracle named in the options can be loaded."""
+        check_oracle(options)
 
     def samples(self, data: Any) -> list[Sample]:
         """Questions with their passages (read from the mirror) and gold answers."""

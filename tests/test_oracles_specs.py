@@ -89,3 +89,33 @@ def test_cli_bad_oracle_spec_exits_2_without_traceback(tmp_path: Path) -> None:
     assert res.returncode == 2, res.stderr[-2000:]
     assert "Traceback" not in res.stderr and "no official Stanza 'nb' model" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_check_spec_vets_without_loading(official_stanza_layout: Path) -> None:
+    from evalkit.errors import EvalkitError
+    from evalkit.oracles.spacy_oracle import DEFAULT_SPACY_MODEL
+    from evalkit.oracles.specs import check_spec
+
+    for ok in ("spacy-nob", "stanza-nob", "fake", "spacy", "stanza:nb",
+               f"spacy:{DEFAULT_SPACY_MODEL}", object()):
+        check_spec(ok)
+    for bad, needle in (("stanza:/no/such/dir", "no model directory"),
+                        ("spacy:nb_core_news_sm", "no installed spaCy package"),
+                        ("udpipe:nb", "unknown oracle kind"), ("stanza-nbo", "unknown oracle")):
+        with pytest.raises(EvalkitError, match=needle):
+            check_spec(bad)
+
+
+def test_run_fails_on_a_bad_oracle_before_generating(tiny_model: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "STANZA_RESOURCES_DIR": str(tmp_path / "empty")}
+    out = tmp_path / "run"
+    for task, opt in (("nb_parse:2", "oracles=spacy-nob,stanza:nb"),
+                      ("rc:nob", "oracle=stanza:nb")):
+        res = subprocess.run([sys.executable, "-m", "evalkit.cli", "run", str(tiny_model),
+                              "--tasks", task, "--option", opt, "--out", str(out)],
+                             capture_output=True, text=True, env=env)
+        assert res.returncode == 2, res.stderr[-2000:]
+        lines = [x for x in res.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and "no official Stanza 'nb' model" in lines[0], res.stderr
+        gens = out / "cache" / "generations.jsonl"
+        assert not gens.exists() or gens.stat().st_size == 0  # nothing generated, nothing lost
