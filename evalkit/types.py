@@ -169,6 +169,10 @@ class Task(Protocol):
         version: bump whenever prompts, data selection or scoring change.
         language: FLORES-style code of the language evaluated (``nob_Latn``).
         description: one line for ``evalkit tasks``.
+
+    Optional, looked up with ``getattr`` by the runner: ``prefers_chat`` (bool: use the chat
+    template when the model has one) and ``check_options(options)`` (vet ``--option`` values
+    cheaply before any generation; raise :class:`evalkit.errors.EvalkitError`).
     """
 
     name: str
