@@ -51,13 +51,15 @@ def check_spec(spec: Any) -> None:
         return
     model = str(args[0])
     if registered == KINDS["stanza"]:
-        from evalkit.oracles.stanza_oracle import official_paths, official_resources
+        where = f"no model directory {model}"
+        if model == "nb":
+            from evalkit.oracles.stanza_oracle import official_nb
 
-        paths = official_paths(official_resources())
-        if model == "nb" and {"pos_model_path", "depparse_model_path"} <= set(paths):
-            return
-        where = (f"no official Stanza 'nb' model under {official_resources()} (set "
-                 "$STANZA_RESOURCES_DIR)" if model == "nb" else f"no model directory {model}")
+            try:
+                official_nb()
+                return
+            except FileNotFoundError as exc:
+                where = str(exc)
     else:
         import importlib.util
 

@@ -26,13 +26,16 @@ __all__ = ["DEFAULT_STANZA_MODEL", "StanzaOracle"]
 DEFAULT_STANZA_MODEL = Path(__file__).resolve().parent / "models" / "stanza-nb-ndt"
 
 
-def official_resources() -> Path:
-    """Where an official Stanza install lives: ``$STANZA_RESOURCES_DIR`` or ~/stanza_resources."""
-    return Path(os.environ.get("STANZA_RESOURCES_DIR", Path.home() / "stanza_resources"))
+def official_nb() -> tuple[Path, dict[str, str]]:
+    """An installed official Stanza ``nb`` (UD Bokmål) package: its directory and model paths.
 
+    Looked up under ``$STANZA_RESOURCES_DIR`` (default ``~/stanza_resources``), as
+    ``stanza.download('nb')`` lays it out; no model is loaded.
 
-def official_paths(resources: Path) -> dict[str, str]:
-    """Model paths of an installed official Stanza ``nb`` (UD Bokmål) package, if present."""
+    Raises:
+        FileNotFoundError: no tagger + parser there.
+    """
+    resources = Path(os.environ.get("STANZA_RESOURCES_DIR", Path.home() / "stanza_resources"))
     nb = resources / "nb"
     out: dict[str, str] = {}
     for proc, key in (("pos", "pos_model_path"), ("depparse", "depparse_model_path"),
@@ -40,9 +43,12 @@ def official_paths(resources: Path) -> dict[str, str]:
         files = sorted((nb / proc).glob("*.pt")) if (nb / proc).is_dir() else []
         if files:
             out[key] = str(files[0])
+    if "pos_model_path" not in out or "depparse_model_path" not in out:
+        raise FileNotFoundError(f"no official Stanza 'nb' model under {resources} "
+                                "(set $STANZA_RESOURCES_DIR)")
     if "pos_pretrain_path" in out:
         out["depparse_pretrain_path"] = out["pos_pretrain_path"]
-    return out
+    return nb, out
 
 
 class StanzaOracle:
@@ -70,12 +76,7 @@ class StanzaOracle:
         if model is None:
             model = DEFAULT_STANZA_MODEL
         if str(model) == "nb":
-            resources = official_resources()
-            paths = official_paths(resources)
-            if "pos_model_path" not in paths or "depparse_model_path" not in paths:
-                raise FileNotFoundError(f"no official Stanza 'nb' model under {resources} "
-                                        "(set $STANZA_RESOURCES_DIR)")
-            mdir = resources / "nb"
+            mdir, paths = official_nb()
             scheme = scheme or "ud"
         else:
             mdir = Path(model)

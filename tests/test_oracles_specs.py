@@ -33,13 +33,13 @@ def official_stanza_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
 
 def test_stanza_official_spec_resolves_the_installed_layout(official_stanza_layout: Path) -> None:
     from evalkit.oracles.rule import judge
+    from evalkit.oracles.stanza_oracle import hash_model_dir_files
 
     official = load_oracle("stanza:nb", {"scheme": "ndt"})  # stand-in models carry NDT labels
     shipped = load_oracle("stanza-nob")
     assert official.name == "stanza-nb" and official.model_path == official_stanza_layout / "nb"
-    from evalkit.oracles.stanza_oracle import hash_model_dir_files
-
-    found = [official_stanza_layout / "nb" / p / f"nb_stand-in_{p}.pt" for p in ("pos", "depparse")]
+    found = [official_stanza_layout / "nb" / p / f"nb_stand-in_{p}.pt"
+             for p in ("pos", "depparse")]
     assert official.model_hash == hash_model_dir_files(found)  # the layout's files were loaded
     assert [v.passed for v in judge(official, SENTENCES)] == \
         [v.passed for v in judge(shipped, SENTENCES)] == [True, False, True]
