@@ -151,7 +151,7 @@ def main() -> None:
     os.environ.setdefault("EVALKIT_DATA_DIR", str(REPO.parent / "shared" / "data"))
     from evalkit.leaderboard.build import generate
     from evalkit.leaderboard.config import load_config
-    from evalkit.runner import read_sample_records
+    from evalkit.records import read_sample_records
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "runs"

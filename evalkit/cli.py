@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+import click
 import typer
 
 from evalkit.errors import BadInput, EvalkitError
@@ -47,8 +48,9 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
 def run(
     model: str = typer.Argument(..., help="Local checkpoint dir, hub id, or 'default' (the "
                                 "embedded model evalkit builds offline)."),
-    adapter: list[str] = typer.Option([], "--adapter", "-a", help="LoRA adapter dir or hub id; "
-                                      "repeat to evaluate several in one pass."),
+    adapter: list[str] = typer.Option([], "--adapter", "-a", help="LoRA adapter dir or hub id, "
+                                      "optionally labelled NAME=PATH; repeat to evaluate "
+                                      "several in one pass."),
     merge_adapter: bool = typer.Option(False, help="Merge the (single) adapter into the weights "
                                        "before evaluating."),
     base: bool = typer.Option(True, help="Also evaluate the base model when adapters are given."),
@@ -56,7 +58,7 @@ def run(
                                     "(e.g. flores:eng_Latn-nob_Latn)."),
     suite: list[str] = typer.Option([], "--suite", "-s", help="Named task suite (saga, basque, "
                                     "llimba, ...)."),
-    backend: str = typer.Option("hf", help="hf | vllm | scripted | a plugin."),
+    backend: str = typer.Option("hf", help="hf | vllm | a plugin."),
     limit: Optional[int] = typer.Option(None, help="Evaluate only the first N samples of each task."),
     seed: int = typer.Option(0, help="Seed for sampling and bootstrap."),
     out: Path = typer.Option(Path("runs"), help="Output directory (records, cache, boards)."),
@@ -87,10 +89,13 @@ def run(
     """Evaluate MODEL (and adapters) on tasks; write records; print a results table."""
     if chat_template not in ("auto", "on", "off"):
         raise BadInput("--chat-template must be auto, on or off")
-    from evalkit.runner import RunConfig, expand_task_names
-    from evalkit.runner import run as run_tasks
+    from evalkit.backends.factory import TEST_ONLY
 
-    names = expand_task_names(tasks, suite)
+    if backend in TEST_ONLY:
+        raise BadInput(f"backend {backend!r} serves canned outputs to tests only; use "
+                       "--backend hf or --backend vllm")
+    from evalkit.api import evaluate
+
     backend_options: dict[str, Any] = {
         "dtype": dtype, "device": device, "batch_size": batch_size, "max_model_len": max_model_len,
         "tensor_parallel_size": tensor_parallel_size, "data_parallel_size": data_parallel_size,
@@ -98,28 +103,33 @@ def run(
         "enable_prefix_caching": prefix_caching, "max_lora_rank": max_lora_rank}
     # unset options stay unset, so backends can tell a default from a user's choice
     backend_options = {k: v for k, v in backend_options.items() if v is not None}
-    cfg = RunConfig(model=model, tasks=names, adapters=adapter, merge_adapter=merge_adapter,
-                    include_base=base, backend=backend, limit=limit, seed=seed, out=out,
-                    data_dir=data_dir, chat_template=chat_template,  # type: ignore[arg-type]
-                    revision=revision, backend_options=backend_options,
-                    task_options=_parse_options(option), update_leaderboards=leaderboard,
-                    max_new_tokens=max_new_tokens)
     from evalkit.progress import Progress
 
+    def note(msg: str) -> None:
+        typer.echo(f"evalkit: warning: {msg}", err=True)
+
     with Progress(disable=as_json) as bar:
-        summaries = run_tasks(cfg, progress=bar.update)
+        res = evaluate(model, tasks, adapter, suites=suite, leaderboards=leaderboard,
+                       progress=bar.update, notify=note, merge_adapter=merge_adapter,
+                       include_base=base, backend=backend, limit=limit, seed=seed, out=out,
+                       data_dir=data_dir, chat_template=chat_template, revision=revision,
+                       backend_options=backend_options, task_options=_parse_options(option),
+                       max_new_tokens=max_new_tokens)
     if as_json:
-        for s in summaries:
+        for s in res.summaries:
             print(s.model_dump_json())
         return
     from evalkit.report import print_table
 
-    print_table(summaries)
+    print_table(res.summaries)
     if "saga" in suite:  # SAGA's seven-column layout, base vs adapters side by side
         from evalkit.saga_table import print_saga_table
 
-        print_saga_table(summaries)
-    typer.echo(f"records: {out}/<model>-<hash>/samples/*.jsonl, summaries: summary.jsonl")
+        print_saga_table(res.summaries)
+    for d in sorted(set(res.variant_dirs.values())):
+        typer.echo(f"records: {d}/samples/*.jsonl, {d}/summary.jsonl")
+    for page in res.board_files:
+        typer.echo(f"leaderboard: {page}")
 
 
 @app.command("tasks")
@@ -149,6 +159,9 @@ def score(
     responses: Optional[Path] = typer.Option(None, help="JSONL: {id|prompt, response} per line."),
     data_dir: Optional[Path] = typer.Option(None, help="Local data mirror."),
     option: list[str] = typer.Option([], "--option", "-o", help="Task option KEY=VALUE."),
+    seed: Optional[int] = typer.Option(None, help="Seed for resampling (CIs) and seeded "
+                                       "fallbacks; default: the run's own seed (0 for "
+                                       "external responses)."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics and per-sample scores "
                                  "as one JSON document."),
 ) -> None:
@@ -159,7 +172,8 @@ def score(
             raise BadInput("external scoring needs both --task and --responses")
         from evalkit.external import score_responses
 
-        t, ids, scored = score_responses(task, responses, data_dir, opts)
+        t, ids, scored = score_responses(task, responses, data_dir, opts,
+                                         seed=0 if seed is None else seed)
         metrics = {k: m.to_json() for k, m in scored.metrics.items()}
         if as_json:
             doc = {"task": t.name, "task_version": str(t.version), "metrics": metrics,
@@ -175,7 +189,7 @@ def score(
         raise BadInput("give a run directory, or --task and --responses")
     from evalkit.runner import rescore_run
 
-    summaries = rescore_run(run_dir, data_dir, opts)
+    summaries = rescore_run(run_dir, data_dir, opts, seed=seed)
     if as_json:
         for s in summaries:
             typer.echo(s.model_dump_json())
@@ -199,17 +213,31 @@ def _register_plugins() -> None:
 _register_plugins()
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a run as cleanly as Ctrl-C
+
+
 def main() -> None:
-    """Console entry point: EvalkitError → one line on stderr, exit 2."""
+    """Console entry point: EvalkitError → one line on stderr, exit 2 (130 when interrupted)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        app(standalone_mode=True)
+        app(standalone_mode=False)
     except EvalkitError as exc:
         typer.echo(f"evalkit: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        typer.echo("evalkit: interrupted; finished generations are saved, rerun to resume",
-                   err=True)
+        typer.echo("evalkit: interrupted; finished generations are saved, rerun the same "
+                   "command to resume", err=True)
         sys.exit(130)
+    except click.exceptions.Abort:
+        typer.echo("evalkit: interrupted; finished generations are saved, rerun the same "
+                   "command to resume", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

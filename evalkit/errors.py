@@ -26,3 +26,9 @@ class ModelNotFound(EvalkitError):
 
 class BadInput(EvalkitError):
     """A malformed input file or option."""
+
+
+class Interrupted(EvalkitError):
+    """Ctrl-C or SIGTERM during a run: finished work is stored; the message says how to resume."""
+
+    exit_code = 130

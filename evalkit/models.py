@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,13 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class AdapterRef:
-    """A resolved LoRA adapter."""
+    """A resolved LoRA adapter.
+
+    ``hash`` is its identity (sha256 of its files, or ``id@commit`` on the hub); ``label`` is
+    the readable name shown in tables and boards (the user's ``NAME=`` or the shortest path
+    suffix that tells this run's adapters apart). Inside backends an adapter is addressed by
+    :attr:`backend_id`, derived from the hash, so two adapters can never share a slot.
+    """
 
     name: str
     path: str
@@ -84,12 +90,26 @@ class AdapterRef:
     rank: int
     base_model: str | None
     config: dict[str, Any]
+    label: str = ""
+
+    @property
+    def backend_id(self) -> str:
+        """The adapter's name inside a backend: content-derived, never a directory name."""
+        return "lora-" + hashlib.sha256(self.hash.encode()).hexdigest()[:16]
+
+    @property
+    def display(self) -> str:
+        """The label, or the name as given when no label was assigned."""
+        return self.label or self.name
 
     @property
     def slug(self) -> str:
-        """Short filesystem-safe name."""
-        base = Path(self.name.rstrip("/")).name or "adapter"
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
+        """Filesystem-safe form of the label (run directories add a content hash to it)."""
+        return _safe(self.display.strip("/")) or "adapter"
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80]
 
 
 def _looks_like_path(name: str) -> bool:
@@ -126,9 +146,7 @@ def resolve_model(name: str, revision: str | None = None) -> ModelRef:
         return ModelRef(name="default", path=str(path), hash=dir_hash(Path(path)))
     p = Path(name).expanduser()
     if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise ModelNotFound(f"model directory {name} has no config.json; point at a "
-                                "Hugging Face checkpoint directory (config.json + weights)")
+        check_model_dir(p, name)
         return ModelRef(name=name, path=str(p.resolve()), hash=dir_hash(p))
     if p.exists() or _looks_like_path(name) or name.count("/") > 1:
         raise ModelNotFound(f"model path {name} does not exist; pass an existing checkpoint "
@@ -137,7 +155,81 @@ def resolve_model(name: str, revision: str | None = None) -> ModelRef:
     return ModelRef(name=name, path=path, hash=ident, revision=revision)
 
 
-def resolve_adapter(name: str) -> AdapterRef:
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model",
+                    "sentencepiece.bpe.model", "vocab.txt")
+
+
+def _read_json_object(path: Path, what: str, fix: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadInput(f"{what}: {path.name} is not valid JSON ({type(exc).__name__}); "
+                       f"{fix}") from None
+    if not isinstance(obj, dict):
+        raise BadInput(f"{what}: {path.name} holds a JSON {type(obj).__name__}, not an object; "
+                       f"{fix}")
+    return obj
+
+
+def check_safetensors(path: Path, what: str, fix: str) -> None:
+    """Fail with one line when a safetensors file is truncated or not safetensors at all.
+
+    Reads only the header (8-byte length + JSON) and compares the largest tensor end offset
+    with the file size, so a 10 GB checkpoint is checked in microseconds.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            raw = fh.read(8)
+            n = int.from_bytes(raw, "little") if len(raw) == 8 else -1
+            if n <= 0 or n > min(size - 8, 100_000_000):
+                raise ValueError("bad header length")
+            header = json.loads(fh.read(n))
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        raise BadInput(f"{what}: {path.name} is not a readable safetensors file; "
+                       f"{fix}") from None
+    if 8 + n + max(ends, default=0) > size:
+        raise BadInput(f"{what}: {path.name} is truncated ({size} bytes, the header promises "
+                       f"{8 + n + max(ends)}); {fix}")
+
+
+def check_model_dir(p: Path, name: str) -> None:
+    """Vet a local checkpoint directory before any model loads (one-line errors)."""
+    what = f"model directory {name}"
+    fix = "point at a complete Hugging Face checkpoint (config.json, weights, tokenizer)"
+    if not (p / "config.json").is_file():
+        raise ModelNotFound(f"{what} has no config.json; {fix}")
+    cfg = _read_json_object(p / "config.json", what, fix)
+    if not isinstance(cfg.get("model_type"), str):
+        raise BadInput(f"{what}: config.json has no model_type; {fix}")
+    weights = sorted(p.glob("*.safetensors")) + sorted(p.glob("*.bin"))
+    index = [p / f for f in ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+             if (p / f).is_file()]
+    if not weights and not index:
+        raise BadInput(f"{what} has no weights (*.safetensors or *.bin); {fix}")
+    for f in weights:
+        if f.suffix == ".safetensors":
+            check_safetensors(f, what, fix)
+    if not any((p / f).is_file() for f in _TOKENIZER_FILES):
+        raise BadInput(f"{what} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:3])}, ...); "
+                       "save the tokenizer next to the weights (tokenizer.save_pretrained)")
+
+
+def parse_adapter_spec(spec: str) -> tuple[str | None, str]:
+    """``NAME=PATH`` → (NAME, PATH); a plain path or hub id → (None, spec).
+
+    A left side counts as a label only when it holds no path separator and the whole spec is
+    not itself an existing path (directories may contain ``=``).
+    """
+    if "=" in spec and not Path(spec).expanduser().exists():
+        label, _, path = spec.partition("=")
+        if label and "/" not in label and os.sep not in label and path:
+            return label.strip(), path
+    return None, spec
+
+
+def resolve_adapter(name: str, label: str | None = None) -> AdapterRef:
     """Resolve a LoRA adapter dir (adapter_config.json + weights) or hub id."""
     p = Path(name).expanduser()
     if p.exists() or _looks_like_path(name) or name.count("/") > 1:
@@ -147,19 +239,106 @@ def resolve_adapter(name: str) -> AdapterRef:
         path, ident = str(p.resolve()), None
     else:
         path, ident = _hub_snapshot(name, None, "adapter")
+    what = f"malformed adapter dir {name}"
+    fix = "re-save the adapter with peft's save_pretrained"
     cfg_path = Path(path) / "adapter_config.json"
     if not cfg_path.is_file():
-        raise BadInput(f"malformed adapter dir {name}: no adapter_config.json; save adapters "
-                       "with peft's save_pretrained")
+        raise BadInput(f"{what}: no adapter_config.json; {fix}")
+    cfg = _read_json_object(cfg_path, what, fix)
     try:
-        cfg = json.loads(cfg_path.read_text())
         rank = int(cfg.get("r", 0))
-    except (ValueError, TypeError) as exc:
-        raise BadInput(f"malformed adapter dir {name}: adapter_config.json is not valid "
-                       f"({exc}); re-save the adapter with peft") from None
-    if not any((Path(path) / f).is_file() for f in
-               ("adapter_model.safetensors", "adapter_model.bin")):
-        raise BadInput(f"malformed adapter dir {name}: no adapter_model.safetensors/.bin; "
-                       "re-save the adapter with peft")
+    except (ValueError, TypeError):
+        raise BadInput(f"{what}: adapter_config.json has a non-integer r; {fix}") from None
+    weights = [Path(path) / f for f in ("adapter_model.safetensors", "adapter_model.bin")
+               if (Path(path) / f).is_file()]
+    if not weights:
+        raise BadInput(f"{what}: no adapter_model.safetensors/.bin; {fix}")
+    if weights[0].suffix == ".safetensors":
+        check_safetensors(weights[0], what, fix)
+    base = cfg.get("base_model_name_or_path")
     return AdapterRef(name=name, path=path, hash=ident or dir_hash(Path(path)), rank=rank,
-                      base_model=cfg.get("base_model_name_or_path"), config=cfg)
+                      base_model=base if isinstance(base, str) else None, config=cfg,
+                      label=label or "")
+
+
+def distinguishing_labels(names: list[str]) -> list[str]:
+    """The shortest path suffixes that tell `names` apart (``round1/adapter``, ``round2/adapter``).
+
+    Names that are equal as given stay equal (the caller refuses them).
+    """
+    parts = [[x for x in n.replace("\\", "/").rstrip("/").split("/") if x not in ("", ".")]
+             or [n] for n in names]
+    out: list[str] = []
+    for i, p in enumerate(parts):
+        k = 1
+        while k < len(p) and any(j != i and parts[j][-k:] == p[-k:] and parts[j] != p
+                                 for j in range(len(parts))):
+            k += 1
+        out.append("/".join(p[-k:]))
+    return out
+
+
+def resolve_adapters(specs: list[str]) -> list[AdapterRef]:
+    """Resolve every ``--adapter`` of a run and give each a label no other adapter shares.
+
+    Two specs with the same weights (same content hash, e.g. one reached through a symlink)
+    are refused: they would be the same row twice. Labels come from ``NAME=PATH`` or else
+    the shortest distinguishing path suffix; a label clash between different weights is
+    refused as well.
+    """
+    parsed = [parse_adapter_spec(s) for s in specs]
+    refs = [resolve_adapter(path, label) for label, path in parsed]
+    _refuse_twice(refs, lambda r: r.hash, lambda a, b: (
+        f"adapters {a.name} and {b.name} are the same weights (content hash {a.hash[:12]}); "
+        "pass each adapter once"))
+    auto = distinguishing_labels([r.name for r in refs])
+    refs = [r if r.label else replace(r, label=_hub_or(r, a)) for r, a in zip(refs, auto)]
+    _refuse_twice(refs, lambda r: r.label, lambda a, b: (
+        f"adapters {a.name} and {b.name} would both be labelled {a.label!r}; name them with "
+        "--adapter NAME=PATH"))
+    return refs
+
+
+def _hub_or(ref: AdapterRef, suffix: str) -> str:
+    """Hub adapters keep their whole id as label; local ones the distinguishing suffix."""
+    return ref.name if "@" in ref.hash and not Path(ref.name).expanduser().exists() else suffix
+
+
+def _refuse_twice(refs: list[AdapterRef], key: Any, message: Any) -> None:
+    seen: dict[str, AdapterRef] = {}
+    for r in refs:
+        k = key(r)
+        if k in seen:
+            raise BadInput(message(seen[k], r))
+        seen[k] = r
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One thing evaluated: the base model, or the base model with one adapter (or merged)."""
+
+    model: ModelRef
+    adapter: AdapterRef | None
+    merged: bool = False
+
+    @property
+    def backend_adapter(self) -> str | None:
+        """The name requests use for this variant's adapter inside a backend (content-derived)."""
+        return None if self.adapter is None or self.merged else self.adapter.backend_id
+
+    @property
+    def label(self) -> str:
+        """Readable name for tables: ``model + adapter label`` (``(merged)`` when merged)."""
+        text = self.model.name + (f" + {self.adapter.display}" if self.adapter else "")
+        return text + (" (merged)" if self.merged else "")
+
+    @property
+    def slug(self) -> str:
+        """Directory name of this variant's records: readable part + content hash."""
+        tag = self.model.slug + (f"+{self.adapter.slug}" if self.adapter else "")
+        if self.merged:
+            tag += "-merged"
+        ident = hashlib.sha256(json.dumps(
+            [self.model.hash, self.adapter.hash if self.adapter else None, self.merged]
+        ).encode()).hexdigest()[:10]
+        return f"{tag}-{ident}"

@@ -30,23 +30,30 @@ def _console():  # noqa: ANN202
 
 
 def print_table(summaries: Sequence[RunSummary]) -> None:
-    """One table per model variant; rows (task, metric), ↓ marks lower-is-better."""
+    """One table per model variant; rows (task, metric), ↓ marks lower-is-better.
+
+    Every name is printed literally: metric ids such as ``pair_accuracy[delete]`` look like
+    rich markup and would otherwise vanish.
+    """
+    from rich.markup import escape
     from rich.table import Table
 
     console = _console()
     by_variant: dict[str, list[RunSummary]] = {}
     for s in summaries:
-        who = s.model + (f" + adapter {s.adapter}" if s.adapter else "")
+        who = s.model + (f" + adapter {s.adapter_label or s.adapter}" if s.adapter else "")
+        if s.limit is not None:
+            who += f"  [partial: --limit {s.limit}]"
         by_variant.setdefault(who, []).append(s)
     for who, items in by_variant.items():
-        table = Table(title=f"{who}  (95% CI)", title_justify="left")
+        table = Table(title=escape(f"{who}  (95% CI)"), title_justify="left")
         for col in ("task", "metric", "value [95% CI]", "n"):
             table.add_column(col, overflow="fold")
         for s in items:
             for i, (name, m) in enumerate(s.metrics.items()):
                 arrow = "" if m.get("higher_is_better", True) else " ↓"
-                table.add_row(s.task if i == 0 else "", name + arrow, fmt_metric(m),
-                              str(m.get("n", "")))
+                table.add_row(escape(s.task) if i == 0 else "", escape(name + arrow),
+                              fmt_metric(m), str(m.get("n", "")))
         console.print(table)
 
 
@@ -54,9 +61,11 @@ def print_metrics(task: str, metrics: dict[str, dict[str, Any]]) -> None:
     """Metrics of one task."""
     from rich.table import Table
 
-    table = Table(title=task)
+    from rich.markup import escape
+
+    table = Table(title=escape(task))
     table.add_column("metric")
     table.add_column("value")
     for name, m in metrics.items():
-        table.add_row(name, fmt_metric(m))
+        table.add_row(escape(name), fmt_metric(m))
     _console().print(table)

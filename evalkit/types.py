@@ -41,6 +41,9 @@ class GenParams:
     seed: int | None = None
     n: int = 1
     repetition_penalty: float = 1.0
+    #: a task that wants several independent draws per prompt (e.g. 3 "seeds") asks for offsets
+    #: 0, 1, 2; the runner turns them into seeds ``--seed + offset`` (then resets this to 0)
+    seed_offset: int = 0
 
     @property
     def greedy(self) -> bool:
@@ -64,6 +67,9 @@ class GenRequest:
     params: GenParams = field(default_factory=GenParams)
     adapter: str | None = None
     add_special_tokens: bool = True
+    #: ask the backend for the prompt's and each sample's token ids (preference training needs
+    #: the exact tokens it sampled); never part of a cache key
+    want_token_ids: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,10 @@ class Generation:
     texts: tuple[str, ...]
     n_tokens: tuple[int, ...] = ()
     finish_reasons: tuple[str, ...] = ()
+    #: only when the request set ``want_token_ids``: each text's sampled token ids (before stop
+    #: strings were cut) and the prompt's token ids as the model saw them
+    token_ids: tuple[tuple[int, ...], ...] = ()
+    prompt_token_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

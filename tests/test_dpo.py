@@ -198,6 +198,54 @@ def test_loop_end_to_end_and_resume(tiny_model: Path, data_dir: Path, tmp_path: 
     # a different config in the same directory is refused
     with pytest.raises(BadInput, match="different config"):
         run_loop(_tiny_cfg(tiny_model, data_dir, seed=1), out)
+    _trained_tokens_are_the_sampled_ones(cfg, out, str(tiny_model))
+
+
+def _trained_tokens_are_the_sampled_ones(cfg: object, out: Path, model_dir: str) -> None:
+    """Every pair trains on the prompt's token ids as generated, followed by the candidate's
+    token ids as sampled; TRL's re-tokenisation (and its boundary warning) never happens."""
+    import logging
+
+    from transformers import AutoTokenizer
+
+    from evalkit.dpo.loop import training_rows
+    from evalkit.dpo.pairs import Pair
+    from evalkit.dpo.train import build_dpo_trainer
+
+    cands = {c["prompt_id"]: c for c in
+             (json.loads(x) for x in (out / "round1/candidates.jsonl").read_text().splitlines())}
+    pairs = [Pair(**json.loads(x)) for x in (out / "round1/pairs.jsonl").read_text().splitlines()]
+    rows = training_rows(pairs, list(cands.values()))
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    merged = 0
+    for x, row in zip(pairs, rows):
+        c = cands[x.prompt_id]
+        assert row["prompt_ids"] == c["prompt_ids"] == tok(x.prompt)["input_ids"]
+        assert row["chosen_ids"] == c["candidate_ids"][c["candidates"].index(x.chosen)]
+        assert row["rejected_ids"] == c["candidate_ids"][c["candidates"].index(x.rejected)]
+        whole = tok(x.prompt + x.chosen)["input_ids"]
+        merged += whole != row["prompt_ids"] + row["chosen_ids"]
+    # re-tokenising the text gives other tokens than were sampled: the case this guards
+    assert merged > 0
+    seen: list[str] = []
+
+    class _Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = _Catch()
+    logging.getLogger("trl").addHandler(handler)
+    try:
+        trainer = build_dpo_trainer(model_dir, rows, out / "check", cfg.dpo, cfg.lora,
+                                    max_steps=1)
+    finally:
+        logging.getLogger("trl").removeHandler(handler)
+    assert not [m for m in seen if "not a prefix" in m]
+    eos = tok.eos_token_id
+    for row, ex in zip(rows, trainer.train_dataset):
+        assert ex["prompt_ids"] == row["prompt_ids"]
+        assert ex["chosen_ids"] == row["chosen_ids"] + [eos]
+        assert ex["rejected_ids"] == row["rejected_ids"] + [eos]
 
 
 def test_zero_pairs_stops_with_statistics(tiny_model: Path, data_dir: Path,

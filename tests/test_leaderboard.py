@@ -19,7 +19,9 @@ import pytest
 
 from evalkit.backends.scripted import ScriptedBackend
 from evalkit.errors import BadInput
-from evalkit.runner import RunConfig, read_summaries, run
+from evalkit.records import read_summaries
+from evalkit.api import evaluate
+from evalkit.runner import RunConfig, run
 
 TASK = "flores:eng_Latn-eus_Latn:devtest"
 N = 40
@@ -51,14 +53,13 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, tiny_ad
         mp.setattr("evalkit.runner.make_backend",
                    lambda *a, **k: ScriptedBackend(_responder(data_dir)))
         mp.delenv("EVALKIT_LEADERBOARDS", raising=False)
-        run(RunConfig(model=str(tiny_model), tasks=[TASK], limit=N, out=out,
-                      backend="scripted"))
+        evaluate(str(tiny_model), [TASK], limit=N, out=out, backend="scripted")
         board = out / "leaderboards" / "basque"
         assert (board / "board.csv").exists()
         first = list(csv.DictReader(open(board / "board.csv", encoding="utf-8")))
         assert len(first) == 1
-        run(RunConfig(model=str(tiny_model), adapters=[str(tiny_adapter)], include_base=False,
-                      tasks=[TASK], limit=N, out=out, backend="scripted"))
+        evaluate(str(tiny_model), [TASK], [str(tiny_adapter)], include_base=False, limit=N,
+                 out=out, backend="scripted")
     return out
 
 
@@ -216,7 +217,7 @@ def test_paired_significance_equals_sacrebleu(close_runs: Path, tmp_path: Path, 
 
     from evalkit.leaderboard.build import generate
     from evalkit.leaderboard.config import auto_config
-    from evalkit.runner import read_sample_records
+    from evalkit.records import read_sample_records
 
     cfg = auto_config("sig", [TASK]).model_copy(update={
         "test": test, "test_samples": samples, "plots": False})

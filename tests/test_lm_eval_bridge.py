@@ -71,7 +71,7 @@ def evalkit_run(tiny_model: Path, task_dir: Path, tmp_path_factory: pytest.TempP
     from typer.testing import CliRunner
 
     from evalkit.cli import app
-    from evalkit.runner import read_summaries
+    from evalkit.records import read_summaries
 
     out = tmp_path_factory.mktemp("runs")
     names = f"lm-eval:{GEN}@{task_dir},lm-eval:{MC}@{task_dir}"
@@ -102,7 +102,8 @@ def test_scores_equal_lm_eval(evalkit_run: tuple[Path, dict], lm_eval_results: d
 
 
 def test_records_versions_and_rescore(evalkit_run: tuple[Path, dict]) -> None:
-    from evalkit.runner import read_sample_records, rescore_run
+    from evalkit.records import read_sample_records
+    from evalkit.runner import rescore_run
 
     run_dir, ours = evalkit_run
     s = ours[MC]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.records import read_summaries
+
 pytest.importorskip("transformers")
 
 TASK = "flores:eng_Latn-nob_Latn"
@@ -41,14 +43,18 @@ def test_sweep_three_alphas_builds_leaderboard(fam: dict[str, Path], tmp_path: P
         (task,) = p["metrics"]
         assert task.startswith(TASK) and "chrf++" in p["metrics"][task]
         assert p["merge"]["alpha"] == p["alpha"] and not p["kept"]
-    # three distinct models (different weights → different hashes), weights cleaned up
-    hashes = {p["merge"]["inputs"]["cpt"]["hash"] for p in report["points"]}
-    assert len(hashes) == 1
+    # one set of inputs, three distinct merged models (different weights → different
+    # hashes), weights cleaned up afterwards
+    assert len({p["merge"]["inputs"]["cpt"]["hash"] for p in report["points"]}) == 1
     assert not (out / "merged").exists() or not any((out / "merged").iterdir())
     variant_dirs = [d for d in out.iterdir() if (d / "summary.jsonl").is_file()]
     assert len(variant_dirs) == 3
+    model_hashes = {s.model_hash for d in variant_dirs for s in read_summaries(d)}
+    assert len(model_hashes) == 3
     boards = list((out / "leaderboards").glob("*/board.json"))
     assert boards, "no leaderboard written"
     board = json.loads(boards[0].read_text())
-    assert {r["label"] for r in board["rows"]} >= set(labels)
+    # a --limit sweep is marked partial on the board
+    assert {r["label"].removesuffix(" (--limit 2)") for r in board["rows"]} >= set(labels)
+    assert all("(--limit 2)" in r["label"] for r in board["rows"])
     assert (boards[0].parent / "board.md").is_file()

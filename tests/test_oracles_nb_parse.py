@@ -31,7 +31,7 @@ def test_samples_from_ud_test(data_dir) -> None:  # noqa: ANN001
     assert len(samples) == 200 and len({s.id for s in samples}) == 200
     assert all(3 <= len(s.data["prefix"].split()) <= 4 for s in samples)
     reqs = task.requests(samples[0], chat=False)
-    assert [p.seed for _, p in reqs] == [0, 1, 2]
+    assert [(p.seed, p.seed_offset) for _, p in reqs] == [(None, 0), (None, 1), (None, 2)]
     assert all(p.temperature == 0.8 and p.max_new_tokens == 60 for _, p in reqs)
     assert reqs[0][0] == samples[0].data["prefix"]
     assert samples[0].data["prefix"] in task.requests(samples[0], chat=True)[0][0]

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from evalkit.backends.scripted import ScriptedBackend
-from evalkit.runner import RunConfig, read_sample_records, read_summaries, rescore_run, run
+from evalkit.records import read_sample_records, read_summaries
+from evalkit.runner import RunConfig, rescore_run, run
 
 TASK = "flores:eng_Latn-nob_Latn"
 

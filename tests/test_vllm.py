@@ -127,7 +127,7 @@ def test_close_then_cli_run_in_the_same_process(engine, tiny_model: Path,  # noq
     from typer.testing import CliRunner
 
     from evalkit.cli import app
-    from evalkit.runner import read_summaries
+    from evalkit.records import read_summaries
 
     engine.close()
     assert engine.llm is None and not _engine_children()
@@ -193,7 +193,7 @@ def _run_all(backend: str, model: Path, tasks: str, data_dir: Path, out: Path) -
     from typer.testing import CliRunner
 
     from evalkit.cli import app
-    from evalkit.runner import read_summaries
+    from evalkit.records import read_summaries
 
     res = CliRunner().invoke(app, [
         "run", str(model), "--backend", backend, "--tasks", tasks, "--limit", "3",

@@ -64,7 +64,6 @@ class HFBackend:
             else:
                 self._adapters = [n for n, _ in items]
         self.model = model.to(self.device).eval()
-        torch.manual_seed(config.seed)
 
     # -- helpers ----------------------------------------------------------------------------
     def _activate(self, adapter: str | None):  # noqa: ANN202
@@ -97,61 +96,126 @@ class HFBackend:
 
     # -- generation -------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, Generation]]:
-        """Yield generations as batches finish."""
+        """Yield each request's generation as soon as all its sequences have finished.
+
+        Batches run in a worker thread; finished sequences are handed back while the rest of
+        their batch is still generating, so the runner stores them at once and an interrupt
+        loses only unfinished sequences. Closing the iterator (or Ctrl-C) aborts the batch.
+        """
+        import threading
+
+        from evalkit.backends.hf_sampling import Channel
+
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for i, r in enumerate(requests):
             groups[(r.adapter, r.params, r.add_special_tokens)].append(i)
+        plan: list[tuple[Any, GenParams, bool, list[int], list[list[int]]]] = []
         for (adapter, params, special), idxs in groups.items():
             enc = [self.tokenizer(requests[i].prompt, add_special_tokens=special)["input_ids"]
                    for i in idxs]
             for batch in self._batches([len(e) for e in enc], params.max_new_tokens * params.n):
-                with self._activate(adapter):
-                    outs = self._generate_batch([enc[b] for b in batch], params)
-                for b, gen in zip(batch, outs):
-                    yield idxs[b], gen
+                plan.append((adapter, params, special, [idxs[b] for b in batch],
+                             [enc[b] for b in batch]))
+        ch = Channel()
 
-    def _generate_batch(self, ids: list[list[int]], p: GenParams) -> list[Generation]:
+        def work() -> None:
+            try:
+                with self._torch.inference_mode():
+                    for adapter, params, special, idxs, ids in plan:
+                        if ch.abort.is_set():
+                            return
+                        with self._activate(adapter):
+                            self._generate_batch(requests, idxs, ids, params, special, ch)
+                ch.put("end", None)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+                ch.put("error", exc)
+
+        worker = threading.Thread(target=work, name="evalkit-hf-generate", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, item = ch.get()
+                if kind == "gen":
+                    yield item
+                elif kind == "end":
+                    return
+                else:
+                    raise item
+        finally:
+            ch.abort.set()
+            worker.join()
+
+    def _finish(self, seq: list[int], p: GenParams) -> tuple[str, int, str, list[int]]:
+        """(text, n_tokens, finish reason, token ids) of one generated sequence."""
+        n = next((j for j, t in enumerate(seq) if t in self._eos_ids), len(seq))
+        hit_eos = n < len(seq)
+        while not hit_eos and n and seq[n - 1] == self.tokenizer.pad_token_id:
+            n -= 1  # rows stopped by a stop string are padded to the batch's end
+        text = self.tokenizer.decode(seq[:n], skip_special_tokens=True)
+        text, stopped = truncate_at_stop(text, p.stop)
+        return text, n, "stop" if stopped or hit_eos else "length", seq[:n]
+
+    @property
+    def _eos_ids(self) -> set[int]:
+        tok = self.tokenizer
+        ids = {tok.eos_token_id}
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids |= set(gen_eos) if isinstance(gen_eos, (list, tuple)) else {gen_eos}
+        return {i for i in ids | {tok.pad_token_id} if i is not None}
+
+    def _generate_batch(self, requests: Sequence[GenRequest], idxs: list[int],
+                        ids: list[list[int]], p: GenParams, special: bool, ch: Any) -> None:
+        """Generate one batch; every finished request goes to `ch` as ``("gen", (i, gen))``."""
+        from evalkit.backends.hf_sampling import make_sampler, make_watcher, row_seed
+
         torch = self._torch
         tok = self.tokenizer
-        width = max(len(x) for x in ids)
+        n = p.n
+        rows = [x for x in ids for _ in range(n)]  # sample k of prompt b is row b*n + k
+        width = max(len(x) for x in rows)
         pad = tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
-        attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids],
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in rows], device=self.device)
+        attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in rows],
                             device=self.device)
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": p.max_new_tokens, "num_return_sequences": p.n,
-            "pad_token_id": pad, "repetition_penalty": p.repetition_penalty,
-        }
+        slots: list[list[tuple[str, int, str, list[int]] | None]] = [[None] * n for _ in ids]
+
+        def on_finish(r: int, seq: list[int]) -> None:
+            b, k = divmod(r, n)
+            if slots[b][k] is not None:
+                return
+            slots[b][k] = self._finish(seq, p)
+            if all(x is not None for x in slots[b]):
+                done = [x for x in slots[b] if x is not None]
+                req = requests[idxs[b]]
+                gen = Generation(tuple(x[0] for x in done), tuple(x[1] for x in done),
+                                 tuple(x[2] for x in done),
+                                 token_ids=tuple(tuple(x[3]) for x in done)
+                                 if req.want_token_ids else (),
+                                 prompt_token_ids=tuple(ids[b]) if req.want_token_ids else ())
+                ch.put("gen", (idxs[b], gen))
+
+        kwargs: dict[str, Any] = {"max_new_tokens": p.max_new_tokens, "pad_token_id": pad,
+                                  "num_return_sequences": 1, "do_sample": False,
+                                  "temperature": None, "top_p": None, "top_k": None}
         if p.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            kwargs.update(do_sample=True, temperature=p.temperature, top_p=p.top_p, top_k=0)
+            kwargs["repetition_penalty"] = p.repetition_penalty
+        else:  # evalkit samples; generate only takes the one-hot argmax
+            seeds = [row_seed(requests[idxs[b]].prompt, p, special, k)
+                     for b in range(len(ids)) for k in range(n)]
+            kwargs["logits_processor"] = [make_sampler(torch, seeds, [len(x) for x in rows],
+                                                       width, p)]
         if p.stop:
             kwargs.update(stop_strings=list(p.stop), tokenizer=tok)
-        if p.seed is not None:
-            torch.manual_seed(p.seed)
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=input_ids, attention_mask=attn, **kwargs)
+        watcher = make_watcher(torch, width, self._eos_ids, p.stop,
+                               lambda seq: tok.decode(seq, skip_special_tokens=True),
+                               on_finish, ch.abort)
+        out = self.model.generate(input_ids=input_ids, attention_mask=attn,
+                                  stopping_criteria=[watcher], **kwargs)
+        if ch.abort.is_set():
+            return  # unfinished rows are incomplete: never store them
         new = out[:, width:].tolist()
-        eos = {tok.eos_token_id, pad} - {None}
-        gens = []
-        for r in range(len(ids)):
-            texts, ntoks, reasons = [], [], []
-            for k in range(p.n):
-                seq = new[r * p.n + k]
-                n = len(seq)
-                while n and seq[n - 1] == pad:
-                    n -= 1
-                hit_eos = any(t in eos for t in seq[:n])
-                if hit_eos:
-                    n = next(j for j, t in enumerate(seq) if t in eos)
-                text = tok.decode(seq[:n], skip_special_tokens=True)
-                text, stopped = truncate_at_stop(text, p.stop)
-                texts.append(text)
-                ntoks.append(n)
-                reasons.append("stop" if stopped or hit_eos else "length")
-            gens.append(Generation(tuple(texts), tuple(ntoks), tuple(reasons)))
-        return gens
+        for r, seq in enumerate(new):
+            on_finish(r, seq)
 
     # -- log-likelihood ---------------------------------------------------------------------
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:

@@ -293,14 +293,17 @@ class VLLMBackend:
             loras.append(self._lora(r.adapter))
         results: dict[int, Generation] = {}
         for i, out in self._stream(prompts, params, loras):
-            gen = self._to_generation(out, requests[i].params)
+            gen = self._to_generation(out, requests[i].params,
+                                      prompts[i] if requests[i].want_token_ids else None)
             results[i] = gen
             yield i, gen
         self._record_effects(requests, results)
 
-    def _to_generation(self, out: Any, p: GenParams) -> Generation:
+    def _to_generation(self, out: Any, p: GenParams, prompt_ids: list[int] | None = None
+                       ) -> Generation:
+        """Texts decoded as the hf backend does; token ids too when `prompt_ids` is given."""
         eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
-        texts, ntoks, reasons = [], [], []
+        texts, ntoks, reasons, ids = [], [], [], []
         for c in sorted(out.outputs, key=lambda c: c.index):
             toks = list(c.token_ids)
             n = next((j for j, t in enumerate(toks) if t in eos), len(toks))
@@ -308,8 +311,12 @@ class VLLMBackend:
             text, stopped = truncate_at_stop(text, p.stop)
             texts.append(text)
             ntoks.append(n)
+            ids.append(tuple(toks[:n]))
             reasons.append("stop" if stopped or c.finish_reason == "stop" else "length")
-        return Generation(tuple(texts), tuple(ntoks), tuple(reasons))
+        if prompt_ids is None:
+            return Generation(tuple(texts), tuple(ntoks), tuple(reasons))
+        return Generation(tuple(texts), tuple(ntoks), tuple(reasons), token_ids=tuple(ids),
+                          prompt_token_ids=tuple(prompt_ids))
 
     def _record_effects(self, requests: Sequence[Any], results: dict[int, Any]) -> None:
         """Count, per adapter, outputs that differ from the base model's on the same request."""

@@ -29,6 +29,7 @@ from evalkit.data import DataLayer
 from evalkit.dpo.config import DPOLoopConfig
 from evalkit.dpo.pairs import Pair, mine_pairs, pair_stats
 from evalkit.dpo.stages import (backend_for, build_prompts, generate, load_oracle, metrics_of,
+                                sample,
                                 rule_config, sft_sentences)
 from evalkit.errors import BadInput, EvalkitError
 from evalkit.types import GenParams, sha256_text, stable_hash
@@ -151,13 +152,16 @@ class _Loop:
         missing = [s for s in ev.seeds if not (d / f"seed{s}.jsonl").exists()]
         if missing:
             t0 = time.perf_counter()
-            backend = backend_for(self.cfg, model_dir, {"a": adapter} if adapter else {},
-                                  self.cfg.seed)
+            from evalkit.models import resolve_adapter
+
+            refs = [resolve_adapter(adapter)] if adapter else []
+            backend = backend_for(self.cfg, model_dir, refs, self.cfg.seed)
             try:
                 for s in missing:
                     p = GenParams(max_new_tokens=ev.max_new_tokens, temperature=ev.temperature,
                                   seed=s)
-                    texts = generate(backend, prompts, [p], "a" if adapter else None)
+                    texts = generate(backend, prompts, [p],
+                                     refs[0].backend_id if refs else None)
                     _write_jsonl(d / f"seed{s}.jsonl",
                                  [{"prompt": pr, "continuation": t[0]}
                                   for pr, t in zip(prompts, texts)])
@@ -220,16 +224,19 @@ class _Loop:
                                 seed=self.cfg.seed * 1000 + 100 * k + j)
                       for j, g in enumerate(c.groups)]
             t0 = time.perf_counter()
-            backend = backend_for(self.cfg, policy_dir, {}, self.cfg.seed)
+            backend = backend_for(self.cfg, policy_dir, [], self.cfg.seed)
             try:
-                cands = generate(backend, prompts, groups)
+                cands = sample(backend, prompts, groups)
             finally:
                 backend.close()
             self.timer.add(f"round{k}_generation", time.perf_counter() - t0)
             temps = [g.temperature for g in c.groups for _ in range(g.n)]
-            _write_jsonl(cand_path, [{"prompt_id": i, "prompt": p, "candidates": cs,
-                                      "temperatures": temps}
-                                     for i, (p, cs) in enumerate(zip(prompts, cands))])
+            _write_jsonl(cand_path, [
+                {"prompt_id": i, "prompt": p, "candidates": [x.text for x in cs],
+                 "temperatures": temps,
+                 "prompt_ids": list(cs[0].prompt_token_ids) if cs else [],
+                 "candidate_ids": [list(x.token_ids) for x in cs]}
+                for i, (p, cs) in enumerate(zip(prompts, cands))])
             self.log(f"[round {k}] {sum(map(len, cands))} candidates")
         cand_rows = _read_jsonl(cand_path)
         if not score_path.exists():
@@ -273,13 +280,35 @@ class _Loop:
                     "pairs_sha256": sha256_text(pair_path.read_text(encoding="utf-8")),
                     "pair_stats": _read_json(d / "pair_stats.json")}
             t0 = time.perf_counter()
-            stats = train_dpo(policy_dir, [{"prompt": x.prompt, "chosen": x.chosen,
-                                            "rejected": x.rejected} for x in pairs],
-                              adapter, self.cfg.dpo, self.cfg.lora, self.cfg.seed, meta)
+            stats = train_dpo(policy_dir, training_rows(pairs, cand_rows), adapter, self.cfg.dpo,
+                              self.cfg.lora, self.cfg.seed, meta)
             self.timer.add(f"round{k}_training", time.perf_counter() - t0)
             self.log(f"[round {k}] DPO {stats['steps']} steps, loss {stats['loss_first']} → "
                      f"{stats['loss_last']}")
         return adapter
+
+
+def training_rows(pairs: Sequence[Pair], cand_rows: Sequence[dict[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """DPO rows that keep the generation's tokenization: the prompt's ids as the model saw
+    them and each continuation's ids as sampled. Text is kept beside them for the record;
+    candidate files without ids (written before ids were kept) give text-only rows."""
+    by_prompt: dict[int, tuple[list[int], dict[str, list[int]]]] = {}
+    for r in cand_rows:
+        ids = r.get("candidate_ids") or []
+        first: dict[str, list[int]] = {}
+        for text, cid in zip(r["candidates"], ids):
+            first.setdefault(text, cid)  # duplicates were merged by text when pairing
+        by_prompt[r["prompt_id"]] = (r.get("prompt_ids") or [], first)
+    rows = []
+    for x in pairs:
+        row: dict[str, Any] = {"prompt": x.prompt, "chosen": x.chosen, "rejected": x.rejected}
+        prompt_ids, ids = by_prompt.get(x.prompt_id, ([], {}))
+        if prompt_ids and x.chosen in ids and x.rejected in ids:
+            row.update(prompt_ids=prompt_ids, chosen_ids=ids[x.chosen],
+                       rejected_ids=ids[x.rejected])
+        rows.append(row)
+    return rows
 
 
 def _saga_suite(cfg: DPOLoopConfig, out: Path, base_dir: str, policy: str, adapter: Path

@@ -19,8 +19,8 @@ from evalkit.dpo.config import DPOLoopConfig, OracleSettings, PromptSource
 from evalkit.errors import BadInput
 from evalkit.types import GenParams, GenRequest
 
-__all__ = ["VariantMetrics", "build_prompts", "generate", "load_oracle", "metrics_of",
-           "rule_config", "sft_sentences"]
+__all__ = ["Candidate", "VariantMetrics", "build_prompts", "generate", "load_oracle",
+           "metrics_of", "rule_config", "sample", "sft_sentences"]
 
 
 def build_prompts(src: PromptSource, data: DataLayer) -> list[str]:
@@ -72,20 +72,39 @@ def load_oracle(name: str, options: dict[str, Any]) -> Any:
 def generate(backend: Any, prompts: Sequence[str], groups: Sequence[GenParams],
              adapter: str | None = None) -> list[list[str]]:
     """Sample every group's ``n`` continuations of every prompt; per prompt, groups in order."""
-    reqs = [GenRequest(p, g, adapter) for p in prompts for g in groups]
-    out: list[tuple[str, ...] | None] = [None] * len(reqs)
+    return [[c.text for c in row] for row in sample(backend, prompts, groups, adapter, False)]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One sampled continuation: its text and, when asked for, the exact tokens sampled."""
+
+    text: str
+    token_ids: tuple[int, ...] = ()
+    prompt_token_ids: tuple[int, ...] = ()
+
+
+def sample(backend: Any, prompts: Sequence[str], groups: Sequence[GenParams],
+           adapter: str | None = None, token_ids: bool = True) -> list[list[Candidate]]:
+    """Like `generate`, keeping each candidate's sampled token ids and its prompt's ids (the
+    exact tokens preference training must see: re-tokenising text can merge tokens across the
+    prompt/continuation boundary)."""
+    reqs = [GenRequest(p, g, adapter, want_token_ids=token_ids) for p in prompts for g in groups]
+    out: list[Any] = [None] * len(reqs)
     for idx, gen in backend.generate(reqs):
-        out[idx] = gen.texts
-    texts: list[list[str]] = []
+        out[idx] = gen
+    rows: list[list[Candidate]] = []
     for i in range(len(prompts)):
-        row: list[str] = []
+        row: list[Candidate] = []
         for j in range(len(groups)):
-            got = out[i * len(groups) + j]
-            if got is None:
+            gen = out[i * len(groups) + j]
+            if gen is None:
                 raise RuntimeError(f"backend returned nothing for request {i * len(groups) + j}")
-            row += list(got)
-        texts.append(row)
-    return texts
+            ids = gen.token_ids or ((),) * len(gen.texts)
+            row += [Candidate(t, tuple(x), tuple(gen.prompt_token_ids))
+                    for t, x in zip(gen.texts, ids)]
+        rows.append(row)
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +135,12 @@ def metrics_of(verdicts: Sequence[Any]) -> VariantMetrics:
         mattr=sum(mattrs) / len(mattrs) if mattrs else None, n=n)
 
 
-def backend_for(cfg: DPOLoopConfig, model_dir: str, adapters: dict[str, str], seed: int) -> Any:
-    """An evalkit backend on `model_dir` with named LoRA adapters loaded side by side."""
-    from evalkit.models import resolve_adapter, resolve_model
-    from evalkit.runner import make_backend
+def backend_for(cfg: DPOLoopConfig, model_dir: str, adapters: Sequence[Any], seed: int) -> Any:
+    """An evalkit backend on `model_dir` with LoRA adapters (`AdapterRef`s) loaded side by side;
+    requests name an adapter by its ``backend_id``."""
+    from evalkit.backends.factory import make_backend
+    from evalkit.models import resolve_model
 
     model = resolve_model(model_dir)
-    refs = []
-    for name, path in adapters.items():
-        ref = resolve_adapter(path)
-        refs.append(type(ref)(name, ref.path, ref.hash, ref.rank, ref.base_model, ref.config))
-    return make_backend(cfg.backend, model, refs, False, dict(cfg.backend_options), seed)
+    return make_backend(cfg.backend, model, list(adapters), False, dict(cfg.backend_options),
+                        seed)

@@ -143,10 +143,11 @@ def train_kl_sft(model_dir: str | Path, texts: Sequence[str], out_dir: Path, sft
     return stats
 
 
-def build_dpo_trainer(model_dir: str | Path, rows: Sequence[dict[str, str]], out_dir: Path,
+def build_dpo_trainer(model_dir: str | Path, rows: Sequence[dict[str, Any]], out_dir: Path,
                       dpo: DPOSettings, lora: LoraSettings, seed: int = 0,
                       max_steps: int | None = None) -> Any:
-    """A TRL `DPOTrainer` over ``{"prompt", "chosen", "rejected"}`` rows with a LoRA config."""
+    """A TRL `DPOTrainer` with a LoRA config over ``{"prompt", "chosen", "rejected"}`` rows,
+    tokenized as given when every row also holds ``prompt_ids``/``chosen_ids``/``rejected_ids``."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -170,17 +171,43 @@ def build_dpo_trainer(model_dir: str | Path, rows: Sequence[dict[str, str]], out
         use_cpu=not cuda, seed=seed, data_seed=seed, save_strategy="no", report_to=[],
         logging_steps=max(1, len(rows) // dpo.batch_size // 10), disable_tqdm=True,
         max_steps=max_steps if max_steps is not None else -1)
-    ds = Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"],
-                             "rejected": r["rejected"]} for r in rows])
-    trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
-                         peft_config=lora_config(lora))
+    tokenized = all("prompt_ids" in r for r in rows)
+    if tokenized:  # the exact sampled tokens, EOS appended as TRL does to text completions
+        eos = [tok.eos_token_id]
+        ds = Dataset.from_list([{"prompt_ids": list(r["prompt_ids"]),
+                                 "chosen_ids": list(r["chosen_ids"]) + eos,
+                                 "rejected_ids": list(r["rejected_ids"]) + eos} for r in rows])
+    else:
+        ds = Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"],
+                                 "rejected": r["rejected"]} for r in rows])
+    trainer = _trainer_class(DPOTrainer)(model=model, args=args, train_dataset=ds,
+                                         processing_class=tok, peft_config=lora_config(lora))
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # evalkit logs its own one-line summary
     return trainer
 
 
-def train_dpo(model_dir: str | Path, rows: Sequence[dict[str, str]], out_dir: Path,
+def _trainer_class(base: type) -> type:
+    """`DPOTrainer` that takes rows already tokenized (``prompt_ids``/``chosen_ids``/
+    ``rejected_ids``) as they are. TRL always re-tokenizes ``prompt``/``chosen``/``rejected``
+    text, and a tokenizer may merge tokens across the prompt/completion boundary, so the model
+    would be trained on a context it never saw when sampling."""
+
+    class PretokenizedDPOTrainer(base):  # type: ignore[misc,valid-type]
+        def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any,
+                             dataset_name: str) -> Any:
+            if "prompt_ids" not in next(iter(dataset)):
+                return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+            if args.max_length is not None and args.truncation_mode == "keep_start":
+                # as TRL does: a prompt that fills max_length leaves nothing to learn from
+                dataset = dataset.filter(lambda ex: len(ex["prompt_ids"]) < args.max_length)
+            return dataset
+
+    return PretokenizedDPOTrainer
+
+
+def train_dpo(model_dir: str | Path, rows: Sequence[dict[str, Any]], out_dir: Path,
               dpo: DPOSettings, lora: LoraSettings, seed: int = 0,
               meta: dict[str, Any] | None = None, max_steps: int | None = None
               ) -> dict[str, Any]:

@@ -144,7 +144,7 @@ class LLMJudge:
     def _ensure_backend(self) -> Any:
         if self._backend is not None:
             return self._backend
-        from evalkit.runner import make_backend
+        from evalkit.backends.factory import make_backend
 
         ref = self._ref
         if self._family != "openai":

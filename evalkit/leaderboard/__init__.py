@@ -16,11 +16,11 @@ if TYPE_CHECKING:
 __all__ = ["build_board", "generate", "load_config", "update_for_run", "write_board"]
 
 
-def update_for_run(out: Path, summaries: list[RunSummary]) -> None:
+def update_for_run(out: Path, summaries: list[RunSummary]) -> list[Path]:
     """Rebuild every board the run's tasks belong to, under ``<out>/leaderboards/``."""
     from evalkit.leaderboard.build import update_for_run as _update
 
-    _update(out, summaries)
+    return _update(out, summaries)
 
 
 def __getattr__(name: str) -> Any:

@@ -209,6 +209,9 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
             cell.value, cell.n = m.get("value"), m.get("n")
             cell.ci = tuple(m["ci"]) if m.get("ci") else None  # type: ignore[assignment]
             cell.signature = m.get("signature")
+            limit = r.summaries[col.task].limit
+            if limit is not None:
+                cell.flags.append(f"partial run (--limit {limit})")
             if ref is not None and keys[r.key] != ref:
                 why = describe_difference(keys[r.key], ref)
                 cell.flags.append(f"not comparable: {why}")

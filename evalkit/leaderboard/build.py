@@ -101,8 +101,8 @@ def generate(runs: Sequence[Path], config: BoardConfig | None, out_dir: Path) ->
     return board
 
 
-def update_for_run(out: Path, summaries: list[RunSummary]) -> None:
-    """Rebuild the boards a run belongs to, under ``<out>/leaderboards/``.
+def update_for_run(out: Path, summaries: list[RunSummary]) -> list[Path]:
+    """Rebuild the boards a run belongs to, under ``<out>/leaderboards/``; returns their pages.
 
     A board problem never loses a finished run: records are already on disk, so errors are
     reported on stderr with the command that rebuilds the board.
@@ -111,8 +111,9 @@ def update_for_run(out: Path, summaries: list[RunSummary]) -> None:
 
     out = Path(out)
     run_tasks = {s.task for s in summaries}
+    written: list[Path] = []
     if not run_tasks:
-        return
+        return written
     targets: list[tuple[str, BoardConfig | None]] = []
     try:
         for _, cfg in discover_configs(out):
@@ -125,6 +126,8 @@ def update_for_run(out: Path, summaries: list[RunSummary]) -> None:
     for name, cfg in targets:
         try:
             generate([out], cfg, out / "leaderboards" / name)
-        except EvalkitError as exc:
+            written.append(out / "leaderboards" / name / "index.html")
+        except (EvalkitError, OSError) as exc:
             print(f"evalkit: warning: leaderboard {name!r} not updated: {exc} "
                   f"(rebuild with `evalkit leaderboard {out}`)", file=sys.stderr)
+    return written

@@ -1,7 +1,7 @@
 """Reading run records into board rows, and the comparability checks.
 
 A row is one variant directory (``<run root>/<variant slug>/``: one model, optionally with one
-adapter). Only ``summary.jsonl`` (latest line per task, as `evalkit.runner.read_summaries`) and
+adapter). Only ``summary.jsonl`` (latest line per task, as `evalkit.records.read_summaries`) and
 ``samples/<task>.jsonl`` are read. Two cells of a column are comparable only when they share the
 task version, the sample set (``sample_ids_sha256``) and, for sacrebleu metrics, the signature;
 anything else is flagged (or refused with ``strict``), never silently compared.
@@ -29,6 +29,7 @@ class Row:
     model_hash: str
     adapter: str | None
     adapter_hash: str | None
+    adapter_label: str | None = None
     summaries: dict[str, RunSummary] = field(default_factory=dict)
     label: str = ""
     _samples: dict[str, list[SampleRecord] | None] = field(default_factory=dict, repr=False)
@@ -42,7 +43,7 @@ class Row:
     def samples(self, task: str) -> list[SampleRecord] | None:
         """This row's sample records of `task` (cached), or None when the file is missing."""
         if task not in self._samples:
-            from evalkit.runner import read_sample_records
+            from evalkit.records import read_sample_records
 
             try:
                 self._samples[task] = read_sample_records(self.run_dir, task)
@@ -93,7 +94,7 @@ def load_rows(paths: Sequence[Path], tasks: Sequence[str] | None = None) -> list
 
     The same variant found under two run roots is one row; per task the newest summary wins.
     """
-    from evalkit.runner import read_summaries
+    from evalkit.records import read_summaries
 
     rows: dict[str, Row] = {}
     wanted = set(tasks) if tasks is not None else None
@@ -111,7 +112,7 @@ def load_rows(paths: Sequence[Path], tasks: Sequence[str] | None = None) -> list
             row = rows.get(d.name)
             if row is None:
                 row = rows[d.name] = Row(d.name, d, s.model, s.model_hash, s.adapter,
-                                         s.adapter_hash)
+                                         s.adapter_hash, s.adapter_label)
             old = row.summaries.get(s.task)
             if old is None or s.created_at >= old.created_at:
                 row.summaries[s.task] = s
@@ -124,9 +125,13 @@ def load_rows(paths: Sequence[Path], tasks: Sequence[str] | None = None) -> list
 
 def _label(rows: list[Row]) -> None:
     for r in rows:
-        r.label = _short(r.model) + (f" + {_short(r.adapter)}" if r.adapter else "")
+        r.label = _short(r.model) + (f" + {r.adapter_label or _short(r.adapter)}"
+                                     if r.adapter else "")
         if "-merged" in r.key:
             r.label += " (merged)"
+        limits = sorted({s.limit for s in r.summaries.values() if s.limit is not None})
+        if limits:  # a partial run must never look like a full one
+            r.label += f" (--limit {', '.join(map(str, limits))})"
     counts = Counter(r.label for r in rows)
     for r in rows:
         if counts[r.label] > 1:  # same names, different weights: disambiguate by hash

@@ -93,6 +93,7 @@ def run_sweep(make_spec: Callable[[float], MergeSpec], alphas: Sequence[float],
     mdir = Path(merged_dir) if merged_dir is not None else out / "merged"
     specs = [make_spec(a) for a in alphas]
     points: list[SweepPoint] = []
+    written: list[Any] = []
     for spec in specs:
         path = mdir / spec.name()
         record = read_record(path)
@@ -107,6 +108,7 @@ def run_sweep(make_spec: Callable[[float], MergeSpec], alphas: Sequence[float],
         try:
             summaries = run(RunConfig(model=str(path.resolve()), tasks=list(tasks), out=out,
                                       **popts), progress=progress)
+            written += summaries
         finally:
             if not keep:
                 shutil.rmtree(path, ignore_errors=True)
@@ -120,9 +122,14 @@ def run_sweep(make_spec: Callable[[float], MergeSpec], alphas: Sequence[float],
             seen.add(name)
             summaries = run(RunConfig(model=name, tasks=list(tasks), out=out, **opts),
                             progress=progress)
+            written += summaries
             points.append(SweepPoint(f"{role} ({Path(name).name or name})", None, name,
                                      _metrics(summaries)))
     _write_report(out, specs[0], points)
+    if opts.get("update_leaderboards", True):
+        from evalkit.leaderboard import update_for_run
+
+        update_for_run(out, written)
     return points
 
 
