@@ -47,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     from evalkit.data import DataLayer
     from evalkit.dpo.config import DPOLoopConfig
     from evalkit.dpo.pairs import mine_pairs, pair_stats
-    from evalkit.dpo.stages import backend_for, build_prompts, generate, load_oracle, rule_config
+    from evalkit.dpo.stages import backend_for, build_prompts, generate, rule_config
     from evalkit.dpo.train import train_dpo
     from evalkit.models import resolve_model
+    from evalkit.oracles.specs import load_oracle
     from evalkit.oracles.rule import judge
     from evalkit.types import GenParams
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     oracle = load_oracle(args.oracle, {})
     t["oracle_load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    backend = backend_for(cfg, model_dir, {}, args.seed)
+    backend = backend_for(cfg, model_dir, [], args.seed)
     t["backend_load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     cands = generate(backend, prompts, groups)

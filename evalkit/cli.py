@@ -11,11 +11,12 @@ import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import click
 import typer
 
+from evalkit.cli_options import RunOptions, parse_task_options, with_run_options
 from evalkit.errors import BadInput, EvalkitError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -31,20 +32,8 @@ _PLUGINS = [
 ]
 
 
-def _parse_options(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise BadInput(f"option {item!r} must look like KEY=VALUE")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
-
-
 @app.command()
+@with_run_options
 def run(
     model: str = typer.Argument(..., help="Local checkpoint dir, hub id, or 'default' (the "
                                 "embedded model evalkit builds offline)."),
@@ -54,75 +43,30 @@ def run(
     merge_adapter: bool = typer.Option(False, help="Merge the (single) adapter into the weights "
                                        "before evaluating."),
     base: bool = typer.Option(True, help="Also evaluate the base model when adapters are given."),
-    tasks: list[str] = typer.Option([], "--tasks", "-t", help="Task names, comma-separated "
-                                    "(e.g. flores:eng_Latn-nob_Latn)."),
-    suite: list[str] = typer.Option([], "--suite", "-s", help="Named task suite (saga, basque, "
-                                    "llimba, ...)."),
-    backend: str = typer.Option("hf", help="hf | vllm | a plugin."),
-    limit: Optional[int] = typer.Option(None, help="Evaluate only the first N samples of each task."),
-    seed: int = typer.Option(0, help="Seed for sampling and bootstrap."),
-    out: Path = typer.Option(Path("runs"), help="Output directory (records, cache, boards)."),
-    data_dir: Optional[Path] = typer.Option(None, help="Local data mirror (else "
-                                            "$EVALKIT_DATA_DIR, else ../shared/data)."),
-    chat_template: str = typer.Option("auto", help="auto | on | off."),
-    revision: Optional[str] = typer.Option(None, help="Hub revision of the model."),
-    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16."),
-    device: str = typer.Option("auto", help="hf backend device (auto, cpu, cuda, cuda:1)."),
-    batch_size: Optional[int] = typer.Option(None, help="Fixed batch size (default: by token budget)."),
-    max_model_len: Optional[int] = typer.Option(None, help="Context length cap."),
-    max_new_tokens: Optional[int] = typer.Option(None, help="Cap on new tokens for every "
-                                                 "generation request (recorded)."),
-    tensor_parallel_size: int = typer.Option(1, help="vLLM tensor parallelism."),
-    data_parallel_size: int = typer.Option(1, help="vLLM data parallelism."),
-    gpu_memory_utilization: float = typer.Option(0.85, help="vLLM GPU memory share."),
-    enforce_eager: Optional[bool] = typer.Option(None, "--enforce-eager/--no-enforce-eager",
-                                                 help="vLLM: no CUDA graphs (default: on for "
-                                                 "CPU, off for GPU)."),
-    prefix_caching: bool = typer.Option(True, help="vLLM automatic prefix caching."),
-    max_lora_rank: Optional[int] = typer.Option(None, help="vLLM: override the LoRA rank read "
-                                                "from the adapters' configs."),
-    option: list[str] = typer.Option([], "--option", "-o", help="Task option KEY=VALUE "
-                                     "(e.g. judge=rule)."),
-    leaderboard: bool = typer.Option(True, help="Update leaderboards this run belongs to."),
-    as_json: bool = typer.Option(False, "--json", help="Print summaries as JSON lines."),
+    *,
+    opts: RunOptions,
 ) -> None:
     """Evaluate MODEL (and adapters) on tasks; write records; print a results table."""
-    if chat_template not in ("auto", "on", "off"):
-        raise BadInput("--chat-template must be auto, on or off")
-    from evalkit.backends.factory import TEST_ONLY
-
-    if backend in TEST_ONLY:
-        raise BadInput(f"backend {backend!r} serves canned outputs to tests only; use "
-                       "--backend hf or --backend vllm")
+    kwargs = opts.run_config()
+    names = opts.task_names()
     from evalkit.api import evaluate
-
-    backend_options: dict[str, Any] = {
-        "dtype": dtype, "device": device, "batch_size": batch_size, "max_model_len": max_model_len,
-        "tensor_parallel_size": tensor_parallel_size, "data_parallel_size": data_parallel_size,
-        "gpu_memory_utilization": gpu_memory_utilization, "enforce_eager": enforce_eager,
-        "enable_prefix_caching": prefix_caching, "max_lora_rank": max_lora_rank}
-    # unset options stay unset, so backends can tell a default from a user's choice
-    backend_options = {k: v for k, v in backend_options.items() if v is not None}
     from evalkit.progress import Progress
 
     def note(msg: str) -> None:
         typer.echo(f"evalkit: warning: {msg}", err=True)
 
-    with Progress(disable=as_json) as bar:
-        res = evaluate(model, tasks, adapter, suites=suite, leaderboards=leaderboard,
+    with Progress(disable=opts.as_json) as bar:
+        res = evaluate(model, names, adapter, leaderboards=opts.leaderboard,
                        progress=bar.update, notify=note, merge_adapter=merge_adapter,
-                       include_base=base, backend=backend, limit=limit, seed=seed, out=out,
-                       data_dir=data_dir, chat_template=chat_template, revision=revision,
-                       backend_options=backend_options, task_options=_parse_options(option),
-                       max_new_tokens=max_new_tokens)
-    if as_json:
+                       include_base=base, **kwargs)
+    if opts.as_json:
         for s in res.summaries:
             print(s.model_dump_json())
         return
     from evalkit.report import print_table
 
     print_table(res.summaries)
-    if "saga" in suite:  # SAGA's seven-column layout, base vs adapters side by side
+    if "saga" in opts.suite:  # SAGA's seven-column layout, base vs adapters side by side
         from evalkit.saga_table import print_saga_table
 
         print_saga_table(res.summaries)
@@ -166,7 +110,7 @@ def score(
                                  "as one JSON document."),
 ) -> None:
     """Re-score a run's saved generations, or score responses produced elsewhere."""
-    opts = _parse_options(option)
+    opts = parse_task_options(option)
     if responses is not None or task is not None:
         if responses is None or task is None:
             raise BadInput("external scoring needs both --task and --responses")

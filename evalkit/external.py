@@ -12,7 +12,7 @@ from typing import Any
 
 from evalkit.data import DataLayer, iter_jsonl
 from evalkit.errors import BadInput
-from evalkit.runner import load_task
+from evalkit.registry import load_task
 from evalkit.types import Generation, LoglikRequest, ScoredTask, ScoringContext
 
 

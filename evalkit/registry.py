@@ -142,3 +142,8 @@ SUITES: dict[str, list[str]] = {
     "basque-full": ["flores:eng_Latn-eus_Latn", "flores:eus_Latn-eng_Latn", "ifeval:en",
                     "ifeval:eu", "safety:en", "safety:eu", "xstest:en", "xstest:eu", "bl2mp:eus"],
 }
+
+
+def load_task(name: str) -> Any:
+    """Resolve a task name (``flores:eng_Latn-nob_Latn``) to a `Task` through the registry."""
+    return TASKS.get(name)(name)

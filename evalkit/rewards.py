@@ -68,7 +68,7 @@ def oracle_reward(oracle: Any = "spacy-nob", *, config: Any = None,
     from evalkit.oracles.rule import RuleConfig, judge
 
     if isinstance(oracle, str):
-        from evalkit.dpo.stages import load_oracle
+        from evalkit.oracles.specs import load_oracle
 
         label = oracle
         oracle = load_oracle(oracle, oracle_options or {})

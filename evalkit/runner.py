@@ -21,7 +21,7 @@ from evalkit.errors import BadInput, EvalkitError, Interrupted
 from evalkit.models import AdapterRef, ModelRef, Variant, resolve_adapters, resolve_model
 from evalkit.records import (RunInfo, RunSummary, SampleRecord, read_lines, read_summaries,
                              write_task_records)
-from evalkit.registry import SUITES, TASKS
+from evalkit.registry import SUITES, load_task
 from evalkit.store import GenerationStore, output_from_json, request_key
 from evalkit.types import GenRequest, LoglikRequest, Output, Prompt, Sample, ScoringContext, Task
 
@@ -50,13 +50,6 @@ def expand_task_names(tasks: Sequence[str] = (), suites: Sequence[str] = ()) -> 
         raise BadInput("no tasks selected; pass --tasks NAME[,NAME] or --suite NAME "
                        "(`evalkit tasks` lists them)")
     return list(seen)
-
-
-def load_task(name: str) -> Task:
-    """Resolve a task name through the registry."""
-    factory = TASKS.get(name)
-    task = factory(name)
-    return task
 
 
 @dataclass

@@ -31,7 +31,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from evalkit.oracles.base import AUX, COP, PUNCT, SUBJECT, UNKNOWN, Oracle, Parse
+from evalkit.oracles.base import AUX, COP, SUBJECT, UNKNOWN, Oracle, Parse
 
 __all__ = [
     "CHECKS",

@@ -15,7 +15,7 @@ pytest.importorskip("langdetect")
 
 from evalkit.data import DataLayer  # noqa: E402
 from evalkit.errors import BadInput  # noqa: E402
-from evalkit.runner import load_task  # noqa: E402
+from evalkit.registry import load_task  # noqa: E402
 from evalkit.types import Generation, Sample, ScoringContext  # noqa: E402
 
 CASES = Path(__file__).parent / "data" / "ifeval" / "cases.jsonl"

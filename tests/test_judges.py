@@ -12,7 +12,7 @@ import pytest
 from evalkit.backends.scripted import ScriptedBackend
 from evalkit.errors import BadInput, EvalkitError, ModelNotFound
 from evalkit.judges import JudgeItem, make_judge
-from evalkit.judges.llm import LLMJudge, parse_verdict, rubric_text
+from evalkit.judges.llm import parse_verdict, rubric_text
 from evalkit.judges.rule import LANGUAGES, RuleJudge, detect
 
 CASES = [json.loads(x) for x in

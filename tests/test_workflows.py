@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.records import read_sample_records, read_summaries
+from evalkit.records import read_sample_records
 
 FLORES = "flores:eng_Latn-nob_Latn"
 COMMON = ["--max-new-tokens", "12", "--no-leaderboard", "--json"]

@@ -13,7 +13,6 @@ applied — without overriding anything the user set — see `cpu_env_defaults`.
 
 from __future__ import annotations
 
-import atexit
 import gc
 import json
 import logging
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.backends.base import BackendConfig, truncate_at_stop
+from evalkit.backends.replicas import Replicas
+from evalkit.lora import merge_adapter
 from evalkit.errors import BadInput
 from evalkit.types import GenParams, Generation, GenRequest, LoglikRequest, LoglikResult
 
@@ -139,24 +140,6 @@ def sampling_kwargs(p: GenParams, *, detokenize: bool) -> dict[str, Any]:
     return kw
 
 
-def merge_adapter_to_dir(model: str, adapter: str, out: Path) -> Path:
-    """Merge a LoRA adapter into its base with peft and save weights + tokenizer to `out`."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
-    try:
-        merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    except Exception as exc:  # noqa: BLE001 - peft raises many types for bad dirs
-        raise BadInput(f"adapter could not be merged into {model}: "
-                       f"{str(exc).splitlines()[0][:200]}; check that the adapter was trained "
-                       "for this base model") from None
-    merged.save_pretrained(out)
-    AutoTokenizer.from_pretrained(model).save_pretrained(out)
-    return out
-
-
 class VLLMBackend:
     """Backend ``vllm``.
 
@@ -181,13 +164,13 @@ class VLLMBackend:
             apply_env_defaults(cpu_env_defaults(cache_dir()))
         self._tmp: Path | None = None
         self.adapter_effects: dict[str, dict[str, int]] = {}
-        self._replicas: _Replicas | None = None
+        self._replicas: Replicas | None = None
         self.llm: Any = None
         if config.data_parallel_size > 1:
             # vLLM's offline LLM refuses data_parallel_size > 1 in one process (it can hang);
             # evalkit runs one full backend per GPU group instead, adapters included (lm-eval
             # drops LoRA under data parallel, #2432).
-            self._replicas = _Replicas(config, cpu=self.cpu)
+            self._replicas = Replicas(config, cpu=self.cpu)
             self.engine_options = {"data_parallel_size": config.data_parallel_size}
             return
         from transformers import AutoTokenizer
@@ -199,9 +182,8 @@ class VLLMBackend:
             if len(config.adapters) != 1:
                 raise BadInput("--merge-adapter takes exactly one --adapter")
             self._tmp = Path(tempfile.mkdtemp(prefix="evalkit-merged-"))
-            model_path = str(merge_adapter_to_dir(config.model,
-                                                  next(iter(config.adapters.values())),
-                                                  self._tmp))
+            model_path = str(merge_adapter(config.model, next(iter(config.adapters.values())),
+                                           self._tmp / "model"))
         elif config.adapters:
             lora_rank = lora_rank_for([adapter_rank(p) for p in config.adapters.values()],
                                       config.max_lora_rank)
@@ -417,94 +399,6 @@ class VLLMBackend:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-
-
-def _replica_main(config_json: str, devices: str | None, inbox: Any, outbox: Any) -> None:
-    """One data-parallel replica: a whole single-engine backend on its own GPU group."""
-    if devices is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = devices
-    try:
-        cfg = BackendConfig.model_validate_json(config_json).model_copy(
-            update={"data_parallel_size": 1})
-        backend = VLLMBackend(cfg)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
-        outbox.put(("error", f"{type(exc).__name__}: {exc}"))
-        return
-    outbox.put(("ready", None))
-    while (msg := inbox.get()) is not None:
-        method, idxs, reqs = msg
-        try:
-            for j, out in getattr(backend, method)(reqs):
-                outbox.put(("item", (idxs[j], out)))
-            outbox.put(("done", None))
-        except Exception as exc:  # noqa: BLE001
-            outbox.put(("error", f"{type(exc).__name__}: {exc}"))
-    backend.close()
-
-
-class _Replicas:
-    """`data_parallel_size` independent engines in spawned processes, requests sharded
-    round-robin, outputs streamed back through one queue."""
-
-    def __init__(self, config: BackendConfig, *, cpu: bool) -> None:
-        import multiprocessing as mp
-
-        dp, tp = config.data_parallel_size, config.tensor_parallel_size
-        groups: list[str | None] = [None] * dp
-        if not cpu:
-            import torch
-
-            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-            ids = visible.split(",") if visible else [str(i) for i in
-                                                      range(torch.cuda.device_count())]
-            if len(ids) < dp * tp:
-                raise BadInput(f"data_parallel_size {dp} x tensor_parallel_size {tp} needs "
-                               f"{dp * tp} GPUs but {len(ids)} are visible; lower them")
-            groups = [",".join(ids[r * tp:(r + 1) * tp]) for r in range(dp)]
-        ctx = mp.get_context("spawn")  # CUDA cannot be forked
-        self._out = ctx.Queue()
-        self._ins = [ctx.Queue() for _ in range(dp)]
-        self._procs = [ctx.Process(target=_replica_main, name=f"evalkit-vllm-dp{r}",
-                                   args=(config.model_dump_json(exclude_unset=True), groups[r], self._ins[r],
-                                         self._out), daemon=False) for r in range(dp)]
-        # not daemonic: each replica's vLLM starts its own EngineCore process, which a daemonic
-        # process may not do; atexit reaps them if the caller never reaches close()
-        for p in self._procs:
-            p.start()
-        atexit.register(self.close)
-        for _ in self._procs:
-            kind, msg = self._out.get()
-            if kind == "error":
-                self.close()
-                raise BadInput(f"a data-parallel vLLM replica failed to start: {msg}")
-
-    def run(self, method: str, requests: Sequence[Any]) -> Iterator[tuple[int, Any]]:
-        """Shard, submit to every replica at once, and yield (index, output) as they come."""
-        dp = len(self._procs)
-        busy = 0
-        for r in range(dp):
-            idxs = list(range(r, len(requests), dp))
-            if idxs:
-                self._ins[r].put((method, idxs, [requests[i] for i in idxs]))
-                busy += 1
-        while busy:
-            kind, msg = self._out.get()
-            if kind == "item":
-                yield msg
-            elif kind == "done":
-                busy -= 1
-            else:
-                raise RuntimeError(f"data-parallel vLLM replica failed: {msg}")
-
-    def close(self) -> None:
-        """Ask every replica to close its engine, then reap the processes (idempotent)."""
-        for q, p in zip(self._ins, self._procs):
-            if p.is_alive():
-                q.put(None)
-        for p in self._procs:
-            p.join(timeout=120)
-            if p.is_alive():
-                p.terminate()
 
 
 def _differs(a: Any, b: Any) -> bool:

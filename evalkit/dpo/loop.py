@@ -28,10 +28,11 @@ from typing import Any
 from evalkit.data import DataLayer
 from evalkit.dpo.config import DPOLoopConfig
 from evalkit.dpo.pairs import Pair, mine_pairs, pair_stats
-from evalkit.dpo.stages import (backend_for, build_prompts, generate, load_oracle, metrics_of,
+from evalkit.dpo.stages import (backend_for, build_prompts, generate, metrics_of,
                                 sample,
                                 rule_config, sft_sentences)
 from evalkit.errors import BadInput, EvalkitError
+from evalkit.oracles.specs import load_oracle
 from evalkit.types import GenParams, sha256_text, stable_hash
 
 __all__ = ["LoopResult", "NoPairsError", "run_loop"]
@@ -349,17 +350,9 @@ def _merge(model_dir: str, adapter: Path, out: Path) -> str:
     """Merge `adapter` into `model_dir` (for round k + 1's policy); returns the merged dir."""
     if (out / "config.json").exists():
         return str(out)
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from evalkit.lora import merge_adapter
 
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-    tmp = out.with_name(out.name + ".tmp")
-    merged.save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp)
-    tmp.replace(out)
-    return str(out)
+    return str(merge_adapter(model_dir, adapter, out))
 
 
 def build_report(base: dict[str, Any], final: dict[str, Any], sft_eval: dict[str, Any] | None,

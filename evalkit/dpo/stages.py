@@ -19,7 +19,7 @@ from evalkit.dpo.config import DPOLoopConfig, OracleSettings, PromptSource
 from evalkit.errors import BadInput
 from evalkit.types import GenParams, GenRequest
 
-__all__ = ["Candidate", "VariantMetrics", "build_prompts", "generate", "load_oracle",
+__all__ = ["Candidate", "VariantMetrics", "build_prompts", "generate",
            "metrics_of", "rule_config", "sample", "sft_sentences"]
 
 
@@ -59,14 +59,6 @@ def rule_config(o: OracleSettings) -> Any:
 
     return RuleConfig(mattr_weight=o.mattr_weight, mattr_window=o.mattr_window,
                       first_sentence_only=o.first_sentence_only)
-
-
-def load_oracle(name: str, options: dict[str, Any]) -> Any:
-    """Instantiate an oracle from its spec (`spacy-nob`, `stanza-nob`, `fake`, a plugin, or
-    `spacy:<model>` / `stanza:<model>`): :func:`evalkit.oracles.specs.load_oracle`."""
-    from evalkit.oracles.specs import load_oracle as load
-
-    return load(name, options)
 
 
 def generate(backend: Any, prompts: Sequence[str], groups: Sequence[GenParams],

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from evalkit.leaderboard.board import Board, build_board
 from evalkit.leaderboard.collect import load_rows
-from evalkit.leaderboard.config import BoardConfig, auto_config, discover_configs, load_config
+from evalkit.leaderboard.config import BoardConfig, auto_config, discover_configs
 from evalkit.records import RunSummary
 
 ALL_BOARD = "all"

@@ -10,6 +10,8 @@ from typing import Any, Optional
 
 import typer
 
+from evalkit.cli_options import RunOptions, with_run_options
+
 from evalkit.errors import BadInput
 from evalkit.merge.recipes import RECIPES, MergeSpec
 
@@ -119,60 +121,45 @@ def merge_cmd(
     _print_result(res)
 
 
+@with_run_options
 def sweep_cmd(
     recipe: str = typer.Argument(..., help=_RECIPE_HELP),
     alpha: str = typer.Option("0.5,0.75,1.0,1.25", "--alpha", "--lambda",
                               help="Comma-separated α/λ values."),
     base: Optional[str] = _BASE, cpt: Optional[str] = _CPT, instruct: Optional[str] = _INSTRUCT,
     lang: Optional[str] = _LANG, model: list[str] = _MODEL, weight: list[float] = _WEIGHT,
-    tokenizer_from: Optional[str] = _TOKFROM, dtype: str = _DTYPE,
+    tokenizer_from: Optional[str] = _TOKFROM,
+    merge_dtype: str = typer.Option("auto", help="dtype of the merged weights (auto = the "
+                                    "inputs' dtype; float32 | bfloat16 | float16)."),
     allow_config_diff: bool = _ALLOW,
-    tasks: list[str] = typer.Option([], "--tasks", "-t", help="Task names, comma-separated."),
-    suite: list[str] = typer.Option([], "--suite", "-s", help="Named task suite."),
-    out: Path = typer.Option(Path("runs"), help="Run root: records, leaderboards, sweep report."),
     merged_dir: Optional[Path] = typer.Option(None, help="Where merged weights go "
                                               "(default <out>/merged)."),
     keep: bool = typer.Option(False, help="Keep the merged checkpoints after evaluation."),
     with_inputs: bool = typer.Option(False, help="Also evaluate the input models."),
     select: Optional[str] = typer.Option(None, help="Metric to pick the best α by (mean over "
                                          "tasks), e.g. chrf++."),
-    backend: str = typer.Option("hf", help="hf | vllm | a plugin."),
-    limit: Optional[int] = typer.Option(None, help="First N samples per task."),
-    max_new_tokens: Optional[int] = typer.Option(None, help="Cap on new tokens per request."),
-    seed: int = typer.Option(0, help="Seed for sampling and bootstrap."),
-    data_dir: Optional[Path] = typer.Option(None, help="Local data mirror."),
-    chat_template: str = typer.Option("auto", help="auto | on | off."),
-    device: str = typer.Option("auto", help="hf backend device."),
-    batch_size: Optional[int] = typer.Option(None, help="Fixed batch size."),
-    option: list[str] = typer.Option([], "--option", "-o", help="Task option KEY=VALUE."),
-    as_json: bool = typer.Option(False, "--json", help="Print the sweep report as JSON."),
+    *,
+    opts: RunOptions,
 ) -> None:
-    """Merge at each α, evaluate each on the tasks, update the leaderboard, clean up."""
+    """Merge at each α, evaluate each on the tasks (every `evalkit run` option applies),
+    update the leaderboard, clean up."""
     from evalkit.merge.recipes import parse_alphas
 
     make = spec_factory(recipe, base, cpt, instruct, lang, model, weight, tokenizer_from)
     alphas = parse_alphas(alpha)
-    if chat_template not in ("auto", "on", "off"):
-        raise BadInput("--chat-template must be auto, on or off")
-    from evalkit.cli import _parse_options
-    from evalkit.runner import expand_task_names
-
-    names = expand_task_names(tasks, suite)
-    opts: dict[str, Any] = dict(backend=backend, limit=limit, max_new_tokens=max_new_tokens,
-                                seed=seed, data_dir=data_dir, chat_template=chat_template,
-                                task_options=_parse_options(option))
-    if backend in ("hf", "vllm"):
-        opts["backend_options"] = {"device": device, "batch_size": batch_size}
+    names = opts.task_names()
+    run_opts = opts.run_config()
+    out = run_opts.pop("out")
     from evalkit.merge.sweep import run_sweep, select_best
     from evalkit.progress import Progress
 
-    with Progress(disable=as_json) as bar:
+    with Progress(disable=opts.as_json) as bar:
         points = run_sweep(make, alphas, names, out, keep=keep, with_inputs=with_inputs,
-                           merged_dir=merged_dir, dtype=dtype,
-                           allow_config_diff=allow_config_diff, run_options=opts,
+                           merged_dir=merged_dir, dtype=merge_dtype,
+                           allow_config_diff=allow_config_diff, run_options=run_opts,
                            progress=bar.update)
     best = select_best(points, select) if select else None
-    if as_json:
+    if opts.as_json:
         typer.echo(json.dumps({"points": [p.__dict__ for p in points],
                                "best": best.label if best else None}, default=str))
         return
