@@ -24,18 +24,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from evalkit.stats import cohen_kappa
+
 REPO = Path(__file__).resolve().parent.parent
 SETS = {"A (dev)": REPO / "tests" / "data" / "safety" / "labelled_responses.jsonl",
         "B (held out)": REPO / "tests" / "data" / "safety" / "labelled_responses_b.jsonl"}
-
-
-def cohen_kappa(pred: Sequence[str], gold: Sequence[str]) -> float | None:
-    """Cohen's kappa of two label sequences (None when chance agreement is 1)."""
-    n = len(gold)
-    cats = sorted(set(pred) | set(gold))
-    po = sum(p == g for p, g in zip(pred, gold)) / n
-    pe = sum((pred.count(c) / n) * (gold.count(c) / n) for c in cats)
-    return None if pe == 1 else (po - pe) / (1 - pe)
 
 
 def agreement(pred: Sequence[str], gold: Sequence[str]) -> dict[str, float | int | None]:

@@ -14,9 +14,9 @@ Prompt: the IFEval prompt as the user turn, through the model's chat template wh
 (``{"prompt", "response"}`` or ``{"key", "response"}`` lines).
 
 Scoring: lm-eval's 25 checkers as a library (`ifeval_checks`), strict and loose as in lm-eval.
-Metrics: ``prompt_level_{strict,loose}_acc`` (all instructions of a prompt pass; bootstrap CI
-over prompts), ``inst_level_{strict,loose}_acc`` (share of instructions passed; CI from a
-bootstrap that resamples *prompts*, since a prompt's instructions are not independent), and
+Metrics: ``prompt_level_{strict,loose}_acc`` (all instructions of a prompt pass; Wilson CI
+over prompts), ``inst_level_{strict,loose}_acc`` (share of instructions passed; Wilson CI at the
+design-effect effective sample size, since a prompt's instructions are not independent), and
 ``inst_level_strict_acc/<category>`` per instruction category (``keywords``, ``change_case``,
 ...). Per-instruction-id strict/loose accuracies and per-category loose ones are in the run
 record's ``meta.per_instruction`` / ``meta.per_category``; per-sample pass/fail lists in the
@@ -66,7 +66,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.metrics import mean_metric, resample_weights
+from evalkit.metrics import mean_metric
+from evalkit.stats import cluster_proportion
 from evalkit.types import (Generation, GenParams, MetricValue, Output, Sample, ScoredTask,
                            ScoringContext)
 
@@ -181,12 +182,12 @@ class IFEvalTask:
         cats = sorted({i.split(":", 1)[0] for ids in ids_lists for i in ids})
         iids = sorted({i for ids in ids_lists for i in ids})
         cols = ["*"] + [f"cat:{c}" for c in cats] + [f"id:{i}" for i in iids]
-        rates = cluster_rates(cols, ids_lists, strict_lists, loose_lists, seed)
+        rates = cluster_rates(cols, ids_lists, strict_lists, loose_lists)
         metrics: dict[str, MetricValue] = {
-            "prompt_level_strict_acc": mean_metric([r["prompt_level_strict_acc"]
-                                                    for r in per_sample], seed=seed),
-            "prompt_level_loose_acc": mean_metric([r["prompt_level_loose_acc"]
-                                                   for r in per_sample], seed=seed),
+            "prompt_level_strict_acc": mean_metric(
+                [r["prompt_level_strict_acc"] for r in per_sample], kind="proportion", seed=seed),
+            "prompt_level_loose_acc": mean_metric(
+                [r["prompt_level_loose_acc"] for r in per_sample], kind="proportion", seed=seed),
             "inst_level_strict_acc": rates["*"][0],
             "inst_level_loose_acc": rates["*"][1],
         }
@@ -209,15 +210,15 @@ class IFEvalTask:
 
 
 def cluster_rates(cols: Sequence[str], ids_lists: Sequence[Sequence[str]],
-                  strict: Sequence[Sequence[bool]], loose: Sequence[Sequence[bool]],
-                  seed: int = 0) -> dict[str, tuple[MetricValue, MetricValue]]:
-    """(strict, loose) share of passed instructions per column, 95 % CIs resampling prompts.
+                  strict: Sequence[Sequence[bool]],
+                  loose: Sequence[Sequence[bool]]) -> dict[str, tuple[MetricValue, MetricValue]]:
+    """(strict, loose) share of passed instructions per column, with 95 % CIs over prompts.
 
     Columns: ``*`` (all instructions), ``cat:<category>``, ``id:<instruction id>``. A
-    prompt's instructions are not independent, so the bootstrap resamples prompts and takes the
-    ratio of passed to counted instructions in each resample (cluster bootstrap). Prompts with
-    none of a column's instructions stay in the population with zero weight in its ratio, so
-    one resampling matrix and one matrix product serve every column.
+    prompt's instructions are not independent, so each column's share is a ratio pooled over
+    prompts (clusters) and its interval is Wilson's at the design-effect effective sample size
+    (``evalkit.stats.cluster_proportion``): never of zero width, and no narrower than the
+    prompts allow when every instruction passes or every one fails.
     """
     import numpy as np
 
@@ -231,29 +232,18 @@ def cluster_rates(cols: Sequence[str], ids_lists: Sequence[Sequence[str]],
                     counts[j, index[c]] += 1
                     passes[0, j, index[c]] += strict[j][i]
                     passes[1, j, index[c]] += loose[j][i]
-    boot_den = boot_num = None
-    if n > 1:
-        w = resample_weights(n, seed=seed).astype(float)
-        boot_den, boot_num = w @ counts, [w @ passes[0], w @ passes[1]]
     out: dict[str, tuple[MetricValue, MetricValue]] = {}
     for c, col in index.items():
-        total = int(counts[:, col].sum())
         pair = []
         for level in (0, 1):
-            if total == 0:
+            cp = cluster_proportion(passes[level, :, col], counts[:, col])
+            if cp is None:
                 pair.append(MetricValue(value=None, n=0))
                 continue
-            value = float(passes[level, :, col].sum() / total)
-            if boot_den is None or int((counts[:, col] > 0).sum()) < 2:
-                pair.append(MetricValue(value=value, n=total))
-                continue
-            den = boot_den[:, col]
-            ok = den > 0  # a resample that drew none of these prompts has no ratio
-            boot = boot_num[level][ok, col] / den[ok]
-            lo, hi = np.percentile(boot, [2.5, 97.5])
             pair.append(MetricValue(
-                value=value, n=total, se=float(boot.std(ddof=1)), ci=(float(lo), float(hi)),
-                ci_method=f"cluster-bootstrap-percentile-{len(boot)} (prompts resampled)"))
+                value=cp.value, n=cp.n, se=cp.se, ci=cp.ci,
+                ci_method=f"wilson-design-effect ({cp.clusters} prompts as clusters, "
+                          f"effective n {cp.n_effective:.1f})"))
         out[c] = (pair[0], pair[1])
     return out
 
