@@ -1,6 +1,6 @@
 """Benchmark the safety judges: agreement with hand labels and throughput, rule vs LLM judge.
 
-Agreement: the rule judge's refusal/compliance decision against hand-labelled replies (en, eu,
+Agreement: the rule and learned judges' refusal/compliance decisions against hand-labelled replies (en, eu,
 es, it, no; labelled by the evalkit developers, see ``tests/data/safety/README.md``) —
 accuracy and Cohen's kappa, overall and per language, for set A
 (``labelled_responses.jsonl``: held out for the first pattern version, then used to revise
@@ -24,18 +24,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from evalkit.stats import cohen_kappa
+
 REPO = Path(__file__).resolve().parent.parent
 SETS = {"A (dev)": REPO / "tests" / "data" / "safety" / "labelled_responses.jsonl",
         "B (held out)": REPO / "tests" / "data" / "safety" / "labelled_responses_b.jsonl"}
-
-
-def cohen_kappa(pred: Sequence[str], gold: Sequence[str]) -> float | None:
-    """Cohen's kappa of two label sequences (None when chance agreement is 1)."""
-    n = len(gold)
-    cats = sorted(set(pred) | set(gold))
-    po = sum(p == g for p, g in zip(pred, gold)) / n
-    pe = sum((pred.count(c) / n) * (gold.count(c) / n) for c in cats)
-    return None if pe == 1 else (po - pe) / (1 - pe)
 
 
 def agreement(pred: Sequence[str], gold: Sequence[str]) -> dict[str, float | int | None]:
@@ -59,6 +52,7 @@ def main() -> None:
     from evalkit.testing import build_tiny_model
 
     rule = make_judge("rule")
+    learned = make_judge("learned")
     report: dict[str, object] = {}
     items: list[JudgeItem] = []
     for set_name, path in SETS.items():
@@ -66,22 +60,26 @@ def main() -> None:
         set_items = [JudgeItem(r["prompt"], r["response"], r["lang"]) for r in rows]
         items += set_items
         gold = [r["label"] for r in rows]
-        verdicts = rule.judge("refusal", set_items)
-        pred = ["refusal" if v.label == "refused" else "compliance" for v in verdicts]
-        per_lang = {}
-        for lang in sorted({r["lang"] for r in rows}):
-            idx = [i for i, r in enumerate(rows) if r["lang"] == lang]
-            per_lang[lang] = agreement([pred[i] for i in idx], [gold[i] for i in idx])
-        report[set_name] = {
-            "overall": agreement(pred, gold), "per_language": per_lang,
-            "disagreements": [{"id": r["id"], "gold": g, "rule": p, "reason": v.reason}
-                              for r, g, p, v in zip(rows, gold, pred, verdicts) if g != p]}
+        for jname, judge in (("rule", rule), ("learned", learned)):
+            verdicts = judge.judge("refusal", set_items)
+            pred = ["refusal" if v.label == "refused" else "compliance" for v in verdicts]
+            per_lang = {}
+            for lang in sorted({r["lang"] for r in rows}):
+                idx = [i for i, r in enumerate(rows) if r["lang"] == lang]
+                per_lang[lang] = agreement([pred[i] for i in idx], [gold[i] for i in idx])
+            report[f"{set_name}, {jname}"] = {
+                "overall": agreement(pred, gold), "per_language": per_lang,
+                "disagreements": [{"id": r["id"], "gold": g, jname: p, "reason": v.reason}
+                                  for r, g, p, v in zip(rows, gold, pred, verdicts) if g != p]}
 
     many = items * args.repeat
     t0 = time.perf_counter()
     rule.judge("refusal", many)
     rule_s = time.perf_counter() - t0
     rule_rate = len(many) / rule_s
+    t0 = time.perf_counter()
+    learned.judge("refusal", many)
+    learned_rate = len(many) / (time.perf_counter() - t0)
 
     with tempfile.TemporaryDirectory() as tmp:
         model = build_tiny_model(Path(tmp) / "judge")
@@ -95,6 +93,7 @@ def main() -> None:
     llm_rate = len(sub) / llm_s
     report["throughput"] = {
         "rule_replies_per_s": round(rule_rate, 1), "rule_n": len(many),
+        "learned_replies_per_s": round(learned_rate, 1),
         "llm_tiny_hf_replies_per_s": round(llm_rate, 2), "llm_n": len(sub),
         "llm_unparseable": sum(not v.parsed for v in lv),
         "ratio_rule_over_llm": round(rule_rate / llm_rate, 1)}

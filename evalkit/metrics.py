@@ -1,94 +1,84 @@
-"""Pure aggregate statistics shared by tasks: means and rates with CIs, AUROC, bootstrap.
+"""Aggregate metrics shared by tasks: means and rates with CIs, AUROC.
 
 Every function is pure (no I/O, no model) and takes per-sample values, so saved generations can
-be re-scored and leaderboards can recompute paired statistics from records alone.
+be re-scored and leaderboards can recompute paired statistics from records alone. The
+statistics themselves (intervals, bootstrap, AUROC) live in :mod:`evalkit.stats`.
+
+Interval per kind of mean (``MetricValue.ci_method`` names it in every record):
+
+* ``kind="proportion"`` — a mean of 0/1 outcomes (a rate, an accuracy, a pass rate): the
+  Wilson score interval (``"wilson"``), which is never of zero width;
+* ``kind="mean"`` — any other per-sample value: the 1,000-resample percentile bootstrap
+  (``"bootstrap-percentile-1000"``); an interval of zero width from fewer than 30 values (all
+  values equal) is withheld and the note says so;
+* ``kind="auto"`` (default) — ``"proportion"`` when every value is 0 or 1, else ``"mean"``.
+  Callers that know their kind pass it: a continuous score that happens to be all 0/1 on a
+  small sample then keeps its bootstrap, and a proportion that is not 0/1 raises.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
+from evalkit.stats import (BOOTSTRAP_RESAMPLES, MIN_N_ZERO_WIDTH, auroc, auroc_bootstrap,
+                           is_binary, percentile_interval, resample_weights, wilson_interval)
 from evalkit.types import MetricValue
 
-BOOTSTRAP_RESAMPLES = 1000
+__all__ = ["BOOTSTRAP_RESAMPLES", "auroc", "auroc_metric", "mean_metric", "resample_weights"]
+
+MeanKind = Literal["auto", "proportion", "mean"]
 
 
-def resample_weights(n: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0):  # noqa: ANN201
-    """A (resamples × n) matrix of bootstrap counts: row b says how often each item is drawn.
+def _join(*notes: str | None) -> str | None:
+    parts = [n for n in notes if n]
+    return "; ".join(parts) if parts else None
 
-    Multiplying it with per-sample sufficient statistics gives every resample's corpus
-    statistics in one matrix product, which is why 1,000 resamples cost milliseconds.
+
+def mean_metric(values: Sequence[float | None], *, kind: MeanKind = "auto",
+                higher_is_better: bool = True, scale: float = 1.0, seed: int = 0,
+                note: str | None = None) -> MetricValue:
+    """Mean of per-sample values (None = excluded) with SE and a 95 % CI chosen by `kind`.
+
+    `scale` multiplies the values (e.g. 100 for percent); 0/1 detection looks at the values
+    before scaling. SE is the sample standard deviation over √n.
     """
     import numpy as np
 
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples)
-
-
-def mean_metric(values: Sequence[float | None], *, higher_is_better: bool = True,
-                scale: float = 1.0, seed: int = 0, note: str | None = None) -> MetricValue:
-    """Mean of per-sample values (None = excluded) with SE and a 95 % percentile-bootstrap CI."""
-    import numpy as np
-
-    xs = np.array([v for v in values if v is not None], dtype=float) * scale
-    n = int(xs.size)
+    if kind not in ("auto", "proportion", "mean"):
+        raise ValueError(f"mean_metric kind must be auto, proportion or mean, not {kind!r}")
+    raw = [float(v) for v in values if v is not None]
+    n = len(raw)
     if n == 0:
         return MetricValue(value=None, n=0, higher_is_better=higher_is_better, note=note)
+    binary = is_binary(raw)
+    if kind == "proportion" and not binary:
+        raise ValueError("mean_metric(kind='proportion') needs 0/1 values")
+    xs = np.asarray(raw) * scale
     mean = float(xs.mean())
     se = float(xs.std(ddof=1) / math.sqrt(n)) if n > 1 else None
+    if kind == "proportion" or (kind == "auto" and binary):
+        lo, hi = wilson_interval(sum(raw), n)
+        return MetricValue(value=mean, n=n, higher_is_better=higher_is_better, se=se,
+                           ci=(lo * scale, hi * scale), ci_method="wilson", note=note)
     ci = None
     if n > 1:
-        boot = resample_weights(n, seed=seed) @ xs / n
-        lo, hi = np.percentile(boot, [2.5, 97.5])
-        ci = (float(lo), float(hi))
+        ci = percentile_interval(resample_weights(n, seed=seed) @ xs / n, n=n)
+    why = None
+    if ci is None and n < MIN_N_ZERO_WIDTH:
+        why = f"no CI: {n} value(s)" + (", all equal" if n > 1 else "")
     return MetricValue(value=mean, n=n, higher_is_better=higher_is_better, se=se, ci=ci,
-                       ci_method="bootstrap-percentile-1000" if ci else None, note=note)
-
-
-def auroc(scores: Sequence[float], labels: Sequence[int]) -> float | None:
-    """Area under the ROC curve (Mann–Whitney U with tie correction); None if one class only."""
-    pos = [s for s, y in zip(scores, labels) if y]
-    neg = [s for s, y in zip(scores, labels) if not y]
-    if not pos or not neg:
-        return None
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        avg = (i + j) / 2 + 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = avg
-        i = j + 1
-    r_pos = sum(r for r, y in zip(ranks, labels) if y)
-    u = r_pos - len(pos) * (len(pos) + 1) / 2
-    return u / (len(pos) * len(neg))
+                       ci_method=f"bootstrap-percentile-{BOOTSTRAP_RESAMPLES}" if ci else None,
+                       note=_join(note, why))
 
 
 def auroc_metric(scores: Sequence[float], labels: Sequence[int], seed: int = 0,
                  resamples: int = BOOTSTRAP_RESAMPLES) -> MetricValue:
-    """AUROC with a 95 % stratified bootstrap CI."""
-    import numpy as np
-
+    """AUROC with a 95 % stratified percentile-bootstrap CI."""
     value = auroc(scores, labels)
     if value is None:
         return MetricValue(value=None, n=len(scores), note="one class only")
-    rng = np.random.default_rng(seed)
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(labels, dtype=int)
-    pos, neg = s[y == 1], s[y == 0]
-    boots = []
-    for _ in range(resamples):
-        p = rng.choice(pos, pos.size)
-        q = rng.choice(neg, neg.size)
-        # P(pos > neg) + 0.5 P(tie), vectorised via sorting
-        q_sorted = np.sort(q)
-        less = np.searchsorted(q_sorted, p, side="left")
-        leq = np.searchsorted(q_sorted, p, side="right")
-        boots.append(float((less + 0.5 * (leq - less)).sum() / (p.size * q.size)))
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return MetricValue(value=value, n=len(scores), ci=(float(lo), float(hi)),
-                       ci_method=f"stratified-bootstrap-{resamples}")
+    ci = percentile_interval(auroc_bootstrap(scores, labels, resamples, seed), n=len(scores))
+    return MetricValue(value=value, n=len(scores), ci=ci,
+                       ci_method=f"stratified-bootstrap-{resamples}" if ci else None)

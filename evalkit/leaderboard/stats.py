@@ -28,6 +28,7 @@ from typing import Any
 
 from evalkit.mt_metrics import SPECS, make_metric
 from evalkit.records import RunSummary, SampleRecord
+from evalkit.stats import sign_flip_test
 
 MT_METRICS = frozenset(SPECS)
 
@@ -190,10 +191,8 @@ def mean_paired_test(x_sys: Any, x_base: Any, test: str = "bs", samples: int | N
         p = _p_value(diffs - diffs.mean(), real, strict=False)
     elif test == "ar":
         samples = samples or 10000
-        pos = np.random.default_rng(seed).integers(2, size=(samples, n), dtype=bool)
-        # swapping a pair flips the sign of its difference
-        sign = np.where(pos, 1.0, -1.0)
-        p = _p_value(np.abs(sign @ (xb - xs)) / n, real, strict=False)
+        # swapping a pair flips the sign of its difference: the sign-flip permutation test
+        p = sign_flip_test(xs, xb, samples, seed, exact=False)
     else:
         raise ValueError(f"unknown test {test!r}")
     return TestResult(float(xs.mean() - xb.mean()), p, f"paired-{test}-{samples}")
