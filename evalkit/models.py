@@ -16,13 +16,9 @@ from typing import Any
 
 from evalkit.data import sha256_file
 from evalkit.errors import BadInput, ModelNotFound
+from evalkit.paths import cache_dir  # re-exported: tasks and backends import it from here
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt", ".jinja", ".py")
-
-
-def cache_dir() -> Path:
-    """evalkit's cache root (``$EVALKIT_CACHE``, default ``~/.cache/evalkit``)."""
-    return Path(os.environ.get("EVALKIT_CACHE", Path.home() / ".cache" / "evalkit")).expanduser()
 
 
 def _file_sha(path: Path, memo: dict[str, Any]) -> str:
