@@ -81,13 +81,22 @@ def list_tasks(lm_eval: bool = typer.Option(False, "--lm-eval", help="Also list 
                                             "lm-evaluation-harness tasks (slow: indexes them).")
                ) -> None:
     """List task families and suites."""
+    import shutil
+    import textwrap
+
     from evalkit.registry import SUITES, TASKS
 
-    for name in TASKS.names():
-        typer.echo(f"{name:<10} {TASKS.doc(name)}")
-    typer.echo("\nsuites:")
-    for name, members in sorted(SUITES.items()):
-        typer.echo(f"{name:<10} {', '.join(members)}")
+    rows = [(name, TASKS.doc(name)) for name in TASKS.names()]
+    suites = [(name, ", ".join(members)) for name, members in sorted(SUITES.items())]
+    width = max(len(name) for name, _ in rows + suites) + 2
+    wrap = textwrap.TextWrapper(width=max(60, shutil.get_terminal_size().columns),
+                                initial_indent=" " * width, subsequent_indent=" " * width,
+                                break_on_hyphens=False)
+    for i, block in enumerate((rows, suites)):
+        if i:
+            typer.echo("\nsuites:")
+        for name, text in block:
+            typer.echo(name.ljust(width) + wrap.fill(text)[width:])
     if lm_eval:
         mod = importlib.import_module("evalkit.tasks.lm_eval_bridge")
         typer.echo("\nlm-eval tasks (use as lm-eval:<name>):")

@@ -15,7 +15,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,16 +25,42 @@ from evalkit.errors import BadInput, DataNotFound
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _candidates() -> list[Path]:
+    """Mirror locations tried when none is given: ``$EVALKIT_DATA_DIR``, else ``shared/data``
+    beside (``../shared/data``) or inside the working directory or the checkout."""
+    env = os.environ.get("EVALKIT_DATA_DIR")
+    if env:
+        return [Path(env).expanduser()]
+    return [base / rel for base in (Path.cwd(), _REPO_ROOT)
+            for rel in ("../shared/data", "shared/data")]
+
+
 def default_data_dir() -> Path | None:
     """The mirror to use when none is given, or None."""
     env = os.environ.get("EVALKIT_DATA_DIR")
     if env:
         return Path(env).expanduser()
-    for base in (Path.cwd(), _REPO_ROOT):
-        for cand in (base / "../shared/data", base / "shared/data"):
-            if (cand / "README.md").exists():
-                return cand.resolve()
+    for cand in _candidates():
+        if (cand / "README.md").exists():
+            return cand.resolve()
     return None
+
+
+def resolve_data_dir(data_dir: Path | str | None = None, require: Sequence[str] = (),
+                     purpose: str = "this") -> Path:
+    """The mirror that holds every folder in `require`: `data_dir`, else the default candidates.
+
+    Raises DataNotFound naming what was tried and the fix, for callers that cannot work without
+    a mirror (the embedded model's build reads only the mirror, never the hub).
+    """
+    cands = [Path(data_dir).expanduser()] if data_dir is not None else _candidates()
+    for cand in cands:
+        if cand.is_dir() and all((cand / sub).is_dir() for sub in require):
+            return cand.resolve()
+    needs = f" with {', '.join(require)}" if require else ""
+    raise DataNotFound(f"{purpose} needs the local data mirror{needs}, not found (tried "
+                       f"{', '.join(str(p) for p in cands)}); pass --data-dir or set "
+                       "EVALKIT_DATA_DIR to a mirror laid out like shared/data")
 
 
 def sha256_file(path: Path) -> str:

@@ -16,13 +16,9 @@ from typing import Any
 
 from evalkit.data import sha256_file
 from evalkit.errors import BadInput, ModelNotFound
+from evalkit.paths import cache_dir  # re-exported: tasks and backends import it from here
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt", ".jinja", ".py")
-
-
-def cache_dir() -> Path:
-    """evalkit's cache root (``$EVALKIT_CACHE``, default ``~/.cache/evalkit``)."""
-    return Path(os.environ.get("EVALKIT_CACHE", Path.home() / ".cache" / "evalkit")).expanduser()
 
 
 def _file_sha(path: Path, memo: dict[str, Any]) -> str:
@@ -137,13 +133,15 @@ def _hub_snapshot(repo_id: str, revision: str | None, what: str) -> tuple[str, s
     return path, f"{repo_id}@{commit}"
 
 
-def resolve_model(name: str, revision: str | None = None) -> ModelRef:
-    """Resolve ``default`` (the embedded model), a local dir, or a hub id."""
-    if name == "default":
-        from evalkit.embedded import ensure_default_model
+def resolve_model(name: str, revision: str | None = None,
+                  data_dir: Path | None = None) -> ModelRef:
+    """Resolve a named model (``default``, ...: :mod:`evalkit.named_models`), a local dir, or
+    a hub id. ``data_dir`` is the mirror a named model may need to be built from."""
+    from evalkit.named_models import resolve_named
 
-        path = ensure_default_model()
-        return ModelRef(name="default", path=str(path), hash=dir_hash(Path(path)))
+    named = resolve_named(name, data_dir)
+    if named is not None:
+        return ModelRef(name=name, path=str(named), hash=dir_hash(named))
     p = Path(name).expanduser()
     if p.is_dir():
         check_model_dir(p, name)

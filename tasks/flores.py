@@ -1,7 +1,10 @@
 """FLORES-200 (and NTREX-128) translation, one task per ordered language pair, built on demand.
 
-Name: ``flores:<src>-<tgt>[:dev|devtest]`` with FLORES-200 codes (``flores:eng_Latn-nob_Latn``),
-devtest by default. Prompt, as lm-evaluation-harness's FLORES tasks (and LLiMba) use it::
+Name: ``flores:<src>-<tgt>[:dev|devtest]`` with FLORES-200 codes (``flores:eng_Latn-nob_Latn``)
+or ISO 639 codes (``flores:en-eu``, ``flores:eng-nob``; ``no`` and ``nb`` mean Bokmål),
+devtest by default. The task is recorded under its canonical name
+(``flores:eng_Latn-eus_Latn:devtest``), whichever spelling selected it. Prompt, as
+lm-evaluation-harness's FLORES tasks (and LLiMba) use it::
 
     English sentence: {src}
     Norwegian Bokmål sentence:
@@ -137,21 +140,38 @@ def _first_text(outs: Sequence[Output]) -> str:
     return o.texts[0].strip() if isinstance(o, Generation) and o.texts else ""
 
 
+def flores_code(code: str) -> str | None:
+    """The FLORES-200 code for `code`: itself, an ISO 639-1 alias (``en``, ``eu``, ``no``, as
+    other task families take them: :data:`evalkit.langid.ISO1`), or an ISO 639-3 code that
+    starts exactly one known FLORES code (``eng``, ``nob``, ``nno``); None if unknown."""
+    if code in LANG_NAMES:
+        return code
+    alias = langid.ISO1.get(code)
+    if alias in LANG_NAMES:
+        return alias
+    hits = [c for c in LANG_NAMES if c.split("_")[0] == code]
+    return hits[0] if len(hits) == 1 else None
+
+
 def _parse_pair(name: str, family: str) -> tuple[str, str, str]:
     parts = name.split(":")
     if len(parts) < 2 or "-" not in parts[1]:
         raise BadInput(f"task {name!r}: expected {family}:<src>-<tgt>[:split], e.g. "
-                       f"{family}:eng_Latn-nob_Latn")
-    src, _, tgt = parts[1].partition("-")
+                       f"{family}:eng_Latn-nob_Latn or {family}:en-nb")
+    given = parts[1].split("-", 1)
+    codes = [flores_code(c) for c in given]
     split = parts[2] if len(parts) > 2 else "devtest"
-    for code in (src, tgt):
-        if code not in LANG_NAMES:
+    for code, canon in zip(given, codes):
+        if canon is None:
             import difflib
 
             hint = difflib.get_close_matches(code, list(LANG_NAMES), n=2)
             raise BadInput(f"task {name!r}: unknown language code {code!r}"
                            + (f"; did you mean {', '.join(hint)}?" if hint else "")
-                           + f" (known: {', '.join(sorted(LANG_NAMES))})")
+                           + f" (known: {', '.join(sorted(LANG_NAMES))}, or ISO codes such "
+                           "as en, eu, nb/no, eng, nob)")
+    src, tgt = codes
+    assert src is not None and tgt is not None
     if split not in SPLITS:
         raise BadInput(f"task {name!r}: split must be dev or devtest, not {split!r}")
     return src, tgt, split

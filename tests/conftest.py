@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.data import default_data_dir
+
 REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("EVALKIT_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+# the data layer's own resolver ($EVALKIT_DATA_DIR, else shared/data beside the checkout)
+DATA = (default_data_dir() or REPO.parent / "shared" / "data").resolve()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

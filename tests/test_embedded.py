@@ -1,11 +1,14 @@
 """The embedded default model: a tiny build (few steps, data subset) and its guarantees.
 
-The full recipe is never trained here; see bench/bench_embedded.py for that.
+The full recipe is never trained here (the shipped checkpoint is checked against it, see
+tests/test_embedded_shipped.py); bench/bench_embedded.py trains it.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from evalkit import embedded as E
+from evalkit.data import DataLayer
+from evalkit.embedded.corpus import squash
 from evalkit.errors import EvalkitError
 
 TINY = dict(steps=3, limit=60, vocab_size=600, batch_size=2, seq_len=64)
@@ -29,19 +34,35 @@ def data_dir() -> Path:
         pytest.skip(str(exc))
 
 
+BUILD_LOG = io.StringIO()
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory, data_dir) -> Path:
     cache = tmp_path_factory.mktemp("cache")
     stages: list[str] = []
     path = E.ensure_default_model(
-        cache, data_dir, progress=lambda stage, done, total: stages.append(stage), **TINY
+        data_dir, cache_dir=cache, progress=lambda stage, done, total: stages.append(stage),
+        log=E.BuildLog(BUILD_LOG, every=0), **TINY
     )
     assert {"data", "tokenizer", "train", "eval", "save"} <= set(stages)
     return path
 
 
+def test_build_prints_steps_loss_and_eta(tiny_model: Path):
+    lines = BUILD_LOG.getvalue().splitlines()
+    steps = [ln for ln in lines if " train step " in ln]
+    assert len(steps) == TINY["steps"]
+    assert re.search(r"train step 3/3 · loss \d+\.\d{3} · [\d,]+ tok/s · elapsed \dm\d\ds · "
+                     r"ETA 0m00s", steps[-1]), steps[-1]
+    assert re.search(r"step 1/3 .* ETA \dm\d\ds", steps[0])
+    assert any("held-out perplexity" in ln for ln in lines)
+    assert all(ln.startswith("[default model] ") for ln in lines)
+
+
 def test_import_is_light():
-    code = "import sys, evalkit.embedded; print(any(m in sys.modules for m in ('torch','transformers','tokenizers')))"
+    code = ("import sys, evalkit.embedded; "
+            "print(any(m in sys.modules for m in ('torch','transformers','tokenizers')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -68,7 +89,7 @@ def test_cache_layout_and_build_info(tiny_model: Path):
 
 def test_second_call_uses_cache(tiny_model: Path, data_dir):
     before = (tiny_model / "model.safetensors").stat().st_mtime_ns
-    again = E.ensure_default_model(tiny_model.parent.parent, data_dir, **TINY)
+    again = E.ensure_default_model(data_dir, cache_dir=tiny_model.parent.parent, **TINY)
     assert again == tiny_model
     assert (tiny_model / "model.safetensors").stat().st_mtime_ns == before
 
@@ -124,7 +145,7 @@ def test_interrupted_build_leaves_no_model(tmp_path: Path, data_dir):
             raise KeyboardInterrupt("simulated kill")
 
     with pytest.raises(KeyboardInterrupt):
-        E.ensure_default_model(tmp_path, data_dir, progress=boom, **TINY)
+        E.ensure_default_model(data_dir, cache_dir=tmp_path, progress=boom, quiet=True, **TINY)
     models = tmp_path / "models"
     assert not E.default_model_dir(tmp_path).exists()
     assert [p for p in models.iterdir() if p.is_dir()] == []
@@ -141,21 +162,25 @@ def test_missing_data_is_a_clear_error(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("EVALKIT_DATA_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(EvalkitError, match="EVALKIT_DATA_DIR"):
         E.resolve_data_dir()
-    with pytest.raises(EvalkitError):
-        E.ensure_default_model(tmp_path / "cache", **TINY)
+    with pytest.raises(EvalkitError, match="--data-dir"):
+        E.ensure_default_model(cache_dir=tmp_path / "cache", quiet=True, **TINY)
+    # an explicit --data-dir wins over the environment
+    with pytest.raises(EvalkitError, match="nowhere-else"):
+        E.ensure_default_model(tmp_path / "nowhere-else", cache_dir=tmp_path / "cache",
+                               quiet=True, **TINY)
     assert not (tmp_path / "cache" / "models" / f"default-v{E.RECIPE_VERSION}").exists()
 
 
 def test_corpus_holds_out_evaluation_text(data_dir):
     c = E.load_corpus(data_dir)
-    train = {E._squash(t) for _, t in c.docs}
-    held = [E._squash(t) for t in c.val_texts + c.test_texts]
+    train = {squash(t) for _, t in c.docs}
+    held = [squash(t) for t in c.val_texts + c.test_texts]
     assert not train.intersection(held)
     assert c.stats["ndt_sentences"] > 10_000 and c.stats["ndt_dropped_heldout"] > 4_000
     # Bokmål stays the largest monolingual share; no FLORES devtest / NTREX sentence appears
     assert c.stats["ndt_sentences"] > c.stats["eus_sentences"]
     blob = "\n".join(t for _, t in c.docs) + "\n".join(a for _, a in c.chat_docs)
-    devtest = E._read_lines(data_dir / "flores200/devtest/nob_Latn.devtest.gz")[:50]
+    devtest = DataLayer(data_dir).read_lines("flores200/devtest/nob_Latn.devtest")[:50]
     assert not any(line in blob for line in devtest if len(line) > 40)
     sources = {s for s, _ in c.docs}
     assert sources == {"ndt_nob", "ud_eus_train", "flores_dev", "tatoeba"}
@@ -177,3 +202,19 @@ def test_detokenize():
     assert E.detokenize(["Det", "er", '"', "bra", '"', ",", "og", "/", "eller", "|"]) == (
         'Det er "bra", og/eller'
     )
+
+
+@pytest.mark.parametrize("preset,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_every_entry_point_waits_passively(preset, expected):
+    """The OpenMP setting is made when evalkit is imported (before torch), for the CLI too; a
+    value the user set is kept."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = ("import os, sys, evalkit.cli; assert 'torch' not in sys.modules; "
+            "print(os.environ['OMP_WAIT_POLICY'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip() == expected

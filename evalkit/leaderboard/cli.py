@@ -11,9 +11,10 @@ import typer
 def leaderboard(
     runs: list[Path] = typer.Argument(None, help="Run roots (`evalkit run --out DIR`) or their "
                                       "<model>-<hash> variant dirs (default: runs)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Board config TOML "
-                                          "(e.g. leaderboards/basque.toml); default: every "
-                                          "task found, every metric."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Board config: a TOML "
+                                         "file, or the name of a bundled board (basque, "
+                                         "norwegian, sardinian); default: every task found, "
+                                         "every metric."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output dir (default: "
                                        "<first run root>/leaderboards/<board name>/)."),
     strict: bool = typer.Option(False, help="Refuse mismatched runs instead of flagging them."),
@@ -26,10 +27,11 @@ def leaderboard(
     """Build a leaderboard (Markdown, CSV, HTML, plots) from saved run records."""
     from evalkit.errors import BadInput
     from evalkit.leaderboard.build import ALL_BOARD, generate
-    from evalkit.leaderboard.config import load_config
+    from evalkit.leaderboard.config import find_config, load_config
 
     paths = list(runs) if runs else [Path("runs")]
-    cfg = load_config(config) if config is not None else None
+    root = paths[0].parent if (paths[0] / "summary.jsonl").exists() else paths[0]
+    cfg = load_config(find_config(config, root)) if config is not None else None
     overrides: dict = {}
     if strict:
         overrides["strict"] = True
@@ -52,7 +54,6 @@ def leaderboard(
             raise BadInput(f"no run records under {', '.join(map(str, paths))}")
         cfg = auto_config(ALL_BOARD, tasks)
         cfg = cfg.model_validate({**cfg.model_dump(), **overrides})
-    root = paths[0].parent if (paths[0] / "summary.jsonl").exists() else paths[0]
     target = out or root / "leaderboards" / (cfg.name if cfg else ALL_BOARD)
     board = generate(paths, cfg, target)
     n_flag = len(board.mismatches)

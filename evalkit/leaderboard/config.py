@@ -107,12 +107,36 @@ def canonical_task(name: str) -> str:
         return name
 
 
+def find_config(spec: str | Path, out: Path | None = None) -> Path:
+    """A board config file from a path, or from a board name (``basque``) looked up in
+    :func:`config_dirs` by file stem, then by the ``name`` a file declares."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    name = str(spec)
+    if len(path.parts) == 1:  # a bare name, possibly with .toml
+        name = path.stem if path.suffix == ".toml" else name
+        dirs = config_dirs(out)
+        for d in dirs:
+            if (d / f"{name}.toml").is_file():
+                return d / f"{name}.toml"
+        found = {cfg.name: f for f, cfg in discover_configs(out)}
+        if name in found:
+            return found[name]
+        known = ", ".join(sorted(found)) or "none"
+        raise BadInput(f"leaderboard config {spec!r} not found: not a file, nor a board name "
+                       f"in {', '.join(map(str, dirs)) or 'no config dir'} (boards: {known}); "
+                       "pass a TOML file or one of those names")
+    raise BadInput(f"leaderboard config {path} not found; pass a TOML file such as "
+                   "leaderboards/basque.toml, or a board name such as basque")
+
+
 def load_config(path: Path) -> BoardConfig:
     """Read and validate a board TOML file; the board's name defaults to the file's stem."""
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"leaderboard config {path} not found; pass a TOML file such as "
-                       "leaderboards/basque.toml")
+                       "leaderboards/basque.toml, or a board name such as basque")
     try:
         raw = _toml_loads(path.read_text(encoding="utf-8"))
     except Exception as exc:  # tomllib.TOMLDecodeError, UnicodeDecodeError
