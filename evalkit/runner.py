@@ -9,6 +9,7 @@ sample records without a model.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from evalkit.backends.factory import make_backend
 from evalkit.chat import ChatMode, ChatRenderer
 from evalkit.data import DataLayer
 from evalkit.errors import BadInput, EvalkitError, Interrupted
+from evalkit.locks import exclusive, model_lock
 from evalkit.models import AdapterRef, ModelRef, Variant, resolve_adapters, resolve_model
 from evalkit.records import (RunInfo, RunSummary, SampleRecord, read_lines, read_summaries,
                              write_task_records)
@@ -144,34 +146,50 @@ def run(cfg: RunConfig, progress: Callable[[str, int, int], None] | None = None,
     Board refreshes are the caller's business (the `run` command, `evalkit.api.evaluate`).
     """
     cfg.validate()
+    out = Path(cfg.out)
+    check_writable(out)
     tasks = [load_task(n) for n in cfg.tasks]
     for t in tasks:  # options a task can vet cheaply fail now, before any generation
         check = getattr(t, "check_options", None)
         if check is not None:
             check(cfg.task_options)
-    model = resolve_model(cfg.model, cfg.revision)
+    model = resolve_model(cfg.model, cfg.revision, cfg.data_dir)
     adapters = resolve_adapters(list(cfg.adapters))
     variants = plan_variants(model, adapters, cfg)
     data = DataLayer(cfg.data_dir)
     renderer = _renderer(model, cfg)
     plans = [plan_task(t, data, renderer, cfg.limit, cfg.seed, cfg.max_new_tokens)
              for t in tasks]
-    out = Path(cfg.out)
-    store = GenerationStore(out / "cache" / "generations.jsonl")
-    if store.stale and notify:
-        notify(f"{store.stale} generation(s) in {store.path} come from an older evalkit store "
-               "format and are not reused (that format could confuse adapters sharing a "
-               "directory name); they will be generated again")
-    if cfg.limit is not None and notify:
-        notify(f"--limit {cfg.limit}: a partial run; its records say limit={cfg.limit} and "
-               "boards mark it, never compare it silently with full runs")
-    try:
-        _generate_all(cfg, model, adapters, variants, plans, store, progress)
-        summaries = [score_variant(cfg, v, p, store, data, renderer, out, progress)
-                     for v in variants for p in plans]
-    finally:
-        store.close()
+    with exclusive(model_lock(out, model.hash), what=f"{out} ({model.name})", notify=notify):
+        store = GenerationStore(out / "cache" / "generations.jsonl")
+        if store.stale and notify:
+            notify(f"{store.stale} generation(s) in {store.path} come from an older evalkit "
+                   "store format and are not reused (that format could confuse adapters "
+                   "sharing a directory name); they will be generated again")
+        if cfg.limit is not None and notify:
+            notify(f"--limit {cfg.limit}: a partial run; its records say limit={cfg.limit} "
+                   "and boards mark it, never compare it silently with full runs")
+        try:
+            _generate_all(cfg, model, adapters, variants, plans, store, progress)
+            summaries = [score_variant(cfg, v, p, store, data, renderer, out, progress)
+                         for v in variants for p in plans]
+        finally:
+            store.close()
     return summaries
+
+
+def check_writable(out: Path) -> None:
+    """Fail before any model loads when `out` cannot hold records."""
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} is a file, not a folder; choose a folder for the records")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BadInput(f"--out {out} is not writable ({exc.strerror or type(exc).__name__}); "
+                       "choose a folder you can write to") from None
 
 
 def _renderer(model: ModelRef, cfg: RunConfig) -> ChatRenderer | None:

@@ -72,7 +72,7 @@ class GenerationStore:
                             RecursionError, ValueError):
                         if line.strip():
                             self.torn += 1  # a torn last line from a killed run
-        self._fh = None
+        self._fd: int | None = None
 
     def __contains__(self, key: str) -> bool:
         return key in self._data
@@ -85,26 +85,31 @@ class GenerationStore:
         return output_from_json(self._data[key])
 
     def put(self, key: str, out: Output) -> None:
-        """Append one finished output and flush it to the OS at once."""
+        """Append one finished output and hand it to the OS at once.
+
+        Each line goes out in one ``write`` on an ``O_APPEND`` descriptor, so runs of other
+        models appending to the same store never interleave inside a line.
+        """
         d = output_to_json(out)
         self._data[key] = d
-        if self._fh is None:
+        if self._fd is None:
             # a torn line left by a killed writer must not swallow the next record
+            torn = False
             if self.path.exists() and self.path.stat().st_size:
                 with open(self.path, "rb") as fh:
                     fh.seek(-1, os.SEEK_END)
                     torn = fh.read(1) != b"\n"
-            else:
-                torn = False
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if torn:
-                self._fh.write("\n")
-        self._fh.write(json.dumps({"v": STORE_VERSION, "key": key, "output": d},
-                                  ensure_ascii=False) + "\n")
-        self._fh.flush()
+                os.write(self._fd, b"\n")
+        line = json.dumps({"v": STORE_VERSION, "key": key, "output": d}, ensure_ascii=False)
+        data = (line + "\n").encode("utf-8", errors="surrogatepass")
+        written = os.write(self._fd, data)
+        while written < len(data):  # regular files write whole; stay safe regardless
+            written += os.write(self._fd, data[written:])
 
     def close(self) -> None:
-        """Close the file handle."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Close the file descriptor."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

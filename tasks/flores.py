@@ -28,15 +28,10 @@ from typing import Any
 from evalkit import langid
 from evalkit.errors import BadInput
 from evalkit.metrics import mean_metric
+from evalkit.prompts import LANG_NAMES, translation_prompt
 from evalkit.types import (Generation, GenParams, MetricValue, Output, Sample, ScoredTask,
                            ScoringContext)
 
-LANG_NAMES: dict[str, str] = {
-    "eng_Latn": "English", "nob_Latn": "Norwegian Bokmål", "nno_Latn": "Norwegian Nynorsk",
-    "eus_Latn": "Basque", "srd_Latn": "Sardinian", "ita_Latn": "Italian", "spa_Latn": "Spanish",
-    "cat_Latn": "Catalan", "glg_Latn": "Galician", "cym_Latn": "Welsh", "swh_Latn": "Swahili",
-    "fra_Latn": "French", "por_Latn": "Portuguese",
-}
 SPLITS = ("dev", "devtest")
 HUB_ID = "openlanguagedata/flores_plus"
 GEN = GenParams(max_new_tokens=256, temperature=0.0, stop=("\n",))
@@ -45,11 +40,6 @@ GEN = GenParams(max_new_tokens=256, temperature=0.0, stop=("\n",))
 NTREX_CODES = {"nob_Latn": "nob", "eus_Latn": "eus", "cat_Latn": "cat", "glg_Latn": "glg",
                "cym_Latn": "cym", "swh_Latn": "swa", "ita_Latn": "ita", "spa_Latn": "spa",
                "eng_Latn": "eng-US"}
-
-
-def translation_prompt(src_lang: str, tgt_lang: str, text: str) -> str:
-    """The lm-eval FLORES prompt."""
-    return f"{LANG_NAMES[src_lang]} sentence: {text}\n{LANG_NAMES[tgt_lang]} sentence:"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from evalkit.tasks.flores import LANG_NAMES, translation_prompt
+from evalkit.prompts import LANG_NAMES, translation_prompt
 
 DEFAULT_MODEL_ALIAS = "default"
 RECIPE_VERSION = 1

@@ -25,7 +25,8 @@ from pathlib import Path
 from evalkit.leaderboard.board import Board, build_board
 from evalkit.leaderboard.collect import load_rows
 from evalkit.leaderboard.config import BoardConfig, auto_config, discover_configs
-from evalkit.records import RunSummary
+from evalkit.locks import boards_lock, exclusive
+from evalkit.records import RunSummary, write_text_atomic
 
 ALL_BOARD = "all"
 
@@ -55,9 +56,7 @@ def write_board(board: Board, out_dir: Path) -> list[Path]:
                        ("index.html", to_html(board, svgs)),
                        ("board.json", json.dumps(_as_json(board), indent=1, ensure_ascii=False))):
         path = out_dir / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, text)
         files.append(path)
     return files
 
@@ -125,7 +124,8 @@ def update_for_run(out: Path, summaries: list[RunSummary]) -> list[Path]:
         targets.append((ALL_BOARD, None))
     for name, cfg in targets:
         try:
-            generate([out], cfg, out / "leaderboards" / name)
+            with exclusive(boards_lock(out), what=f"the boards of {out}"):
+                generate([out], cfg, out / "leaderboards" / name)
             written.append(out / "leaderboards" / name / "index.html")
         except (EvalkitError, OSError) as exc:
             print(f"evalkit: warning: leaderboard {name!r} not updated: {exc} "

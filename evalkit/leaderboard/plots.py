@@ -92,9 +92,20 @@ def write_plots(board: Board, out_dir: Path) -> list[Path]:
 
 
 def _save(fig, stem: Path) -> list[Path]:  # noqa: ANN001
+    """PNG and SVG, each written to a temporary name and renamed: a kill mid-write never
+    leaves a truncated plot where the board links to it."""
+    import os
+
     out = []
     for ext in ("png", "svg"):
         p = stem.with_suffix(f".{ext}")
-        fig.savefig(p, dpi=110) if ext == "png" else fig.savefig(p)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        try:
+            fig.savefig(tmp, format=ext, dpi=110) if ext == "png" else fig.savefig(tmp,
+                                                                                  format=ext)
+            tmp.replace(p)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
         out.append(p)
     return out
