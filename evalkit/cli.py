@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 
 from evalkit.cli_options import RunOptions, parse_task_options, with_run_options
@@ -120,6 +119,8 @@ def score(
 ) -> None:
     """Re-score a run's saved generations, or score responses produced elsewhere."""
     opts = parse_task_options(option)
+    if seed is not None and seed < 0:
+        raise BadInput(f"--seed must be 0 or more, got {seed}")
     if responses is not None or task is not None:
         if responses is None or task is None:
             raise BadInput("external scoring needs both --task and --responses")
@@ -170,27 +171,50 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops a run as cleanly as Ctrl-C
 
 
+def _click_exceptions() -> tuple[type, type, type]:
+    """(UsageError, ClickException, Abort) of the click that typer runs on: recent typer
+    releases vendor click as ``typer._click``; older ones use click itself."""
+    try:
+        from typer._click.exceptions import ClickException, UsageError
+        from typer.exceptions import Abort
+    except ImportError:  # pragma: no cover - typer before it vendored click
+        from click.exceptions import Abort, ClickException, UsageError
+    return UsageError, ClickException, Abort
+
+
+_INTERRUPTED = ("evalkit: interrupted; finished generations are saved, rerun the same command "
+                "to resume")
+
+
 def main() -> None:
     """Console entry point: EvalkitError → one line on stderr, exit 2 (130 when interrupted)."""
     import signal
 
+    usage_error, click_error, abort = _click_exceptions()
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
     except EvalkitError as exc:
         typer.echo(f"evalkit: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("evalkit: interrupted; finished generations are saved, rerun the same "
-                   "command to resume", err=True)
+    except (KeyboardInterrupt, abort):
+        typer.echo(_INTERRUPTED, err=True)
         sys.exit(130)
-    except click.exceptions.Abort:
-        typer.echo("evalkit: interrupted; finished generations are saved, rerun the same "
-                   "command to resume", err=True)
-        sys.exit(130)
-    except click.exceptions.ClickException as exc:
-        exc.show()
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `evalkit`: help was printed
+            sys.exit(0)
+        ctx = getattr(exc, "ctx", None)
+        cmd = ctx.command_path if ctx is not None else "evalkit"
+        msg = " ".join(exc.format_message().split())
+        typer.echo(f"evalkit: error: {msg} (see `{cmd} --help`)", err=True)
+        sys.exit(2)
+    except click_error as exc:
+        typer.echo(f"evalkit: error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(exc.exit_code)
+    if rc == 130:  # typer turns a KeyboardInterrupt it sees into exit code 130
+        typer.echo(_INTERRUPTED, err=True)
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

@@ -158,23 +158,59 @@ class DataLayer:
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Objects of a JSONL file on disk; raises BadInput naming the line on malformed input."""
+    """Objects of a JSONL file on disk; raises BadInput naming the line on malformed input.
+
+    Hostile content fails on its own line with one message: malformed or truncated JSON,
+    numbers past Python's 4,300-digit limit, nesting too deep to parse, lone UTF-16
+    surrogates (``"\\ud800"``: valid JSON, but no Unicode text), non-objects, bad UTF-8.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"{path} is a directory; pass a JSONL file (one JSON object per line)")
     try:
         with open(path, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
+                where = f"{path}:{lineno}"
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise BadInput(f"{path}:{lineno}: malformed JSON ({exc.msg}); "
-                                   "write one JSON object per line") from None
+                    raise BadInput(f"{where}: malformed JSON ({exc.msg}); write one JSON object "
+                                   "per line") from None
+                except (ValueError, RecursionError) as exc:
+                    why = ("nested too deeply" if isinstance(exc, RecursionError) else
+                           "a number of more than 4,300 digits" if "digits" in str(exc) else
+                           " ".join(str(exc).split())[:120])
+                    raise BadInput(f"{where}: unreadable JSON ({why}); write one plain JSON "
+                                   "object per line") from None
                 if not isinstance(obj, dict):
-                    raise BadInput(f"{path}:{lineno}: expected a JSON object, got "
-                                   f"{type(obj).__name__}")
+                    raise BadInput(f"{where}: expected a JSON object, got "
+                                   f"{type(obj).__name__}; write one object per line")
+                _check_text(obj, where)
                 yield obj
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: invalid UTF-8 at byte {exc.start}; re-encode the file as "
                        "UTF-8") from None
     except FileNotFoundError:
-        raise BadInput(f"{path}: no such file") from None
+        raise BadInput(f"{path}: not found; check the path") from None
+    except PermissionError:
+        raise BadInput(f"{path}: not readable (permission denied)") from None
+
+
+def _check_text(obj: Any, where: str) -> None:
+    """Refuse strings that cannot be encoded as UTF-8 (lone surrogates), anywhere in `obj`."""
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadInput(f"{where}: a string holds a lone UTF-16 surrogate (an escape "
+                               "like \\ud800 without its pair); fix the text") from None
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)

@@ -32,6 +32,7 @@ def score_responses(task_name: str, responses: Path, data_dir: Path | None = Non
         if isinstance(s.data.get("prompt"), str):
             by_prompt.setdefault(s.data["prompt"].strip(), s.id)
     chosen: dict[str, str] = {}
+    first_line: dict[str, int] = {}
     for lineno, obj in enumerate(iter_jsonl(Path(responses)), 1):
         resp = obj.get("response")
         if not isinstance(resp, str):
@@ -49,7 +50,11 @@ def score_responses(task_name: str, responses: Path, data_dir: Path | None = Non
                                f"{task.name}; give the sample 'id' instead")
         else:
             raise BadInput(f"{responses}:{lineno}: needs an 'id' (or 'key') or a 'prompt'")
+        if sid in chosen:
+            raise BadInput(f"{responses}:{lineno}: sample {sid!r} is answered twice (line "
+                           f"{first_line[sid]} too); keep one response per sample")
         chosen[sid] = resp
+        first_line[sid] = lineno
     if not chosen:
         raise BadInput(f"{responses}: no responses found; write one JSON object per line")
     picked = [s for s in samples if s.id in chosen]

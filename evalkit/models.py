@@ -180,14 +180,17 @@ def check_safetensors(path: Path, what: str, fix: str) -> None:
         with open(path, "rb") as fh:
             raw = fh.read(8)
             n = int.from_bytes(raw, "little") if len(raw) == 8 else -1
-            if n <= 0 or n > min(size - 8, 100_000_000):
+            if 0 < n <= 100_000_000 and n > size - 8:
+                raise BadInput(f"{what}: {path.name} is truncated ({size} bytes, its header "
+                               f"alone needs {8 + n}); {fix}")
+            if n <= 0 or n > 100_000_000:
                 raise ValueError("bad header length")
             header = json.loads(fh.read(n))
         ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
         raise BadInput(f"{what}: {path.name} is not a readable safetensors file; "
                        f"{fix}") from None
-    if 8 + n + max(ends, default=0) > size:
+    if 8 + n + max(ends, default=0) > size:  # header fine, data cut short
         raise BadInput(f"{what}: {path.name} is truncated ({size} bytes, the header promises "
                        f"{8 + n + max(ends)}); {fix}")
 

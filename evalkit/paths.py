@@ -52,3 +52,24 @@ def cache_lock(final: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_writable_dir(path: Path, flag: str = "--out") -> Path:
+    """Create `path` if needed and prove it takes files; one-line error otherwise.
+
+    Called by every command before any model loads, so an unwritable output never costs a
+    model load (or, worse, a finished computation)."""
+    from evalkit.errors import BadInput
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"{flag} {path} is a file, not a folder; choose a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BadInput(f"{flag} {path} is not writable ({exc.strerror or type(exc).__name__}); "
+                       "choose a folder you can write to") from None
+    return path

@@ -151,8 +151,13 @@ def _warn(msg: str) -> None:
     print(f"evalkit: warning: {msg}", file=sys.stderr)
 
 
-def read_lines(path: Path, model: type[BaseModel], what: str) -> list[Any]:
-    """Parse a JSONL record file; malformed lines (a write cut by a kill) are skipped and reported."""
+def read_lines(path: Path, model: type[BaseModel], what: str, strict: bool = False
+               ) -> list[Any]:
+    """Parse a JSONL record file; malformed lines (a write cut by a kill) are skipped and
+    reported, or, with `strict`, refused (for re-scoring, where a lost line would silently
+    change the sample set)."""
+    from evalkit.errors import BadInput
+
     out: list[Any] = []
     bad: list[int] = []
     with open(path, encoding="utf-8", errors="replace") as fh:
@@ -163,6 +168,10 @@ def read_lines(path: Path, model: type[BaseModel], what: str) -> list[Any]:
                 out.append(model.model_validate_json(line))
             except (ValueError, RecursionError):
                 bad.append(i)
+    if bad and strict:
+        raise BadInput(f"{path}: {len(bad)} unreadable {what} line(s) (line {bad[0]}"
+                       f"{', …' if len(bad) > 1 else ''}); re-run `evalkit run` with the same "
+                       "options to rewrite it (stored generations are reused)")
     if bad:
         _warn(f"{path}: skipped {len(bad)} unreadable {what} line(s) (line {bad[0]}"
               f"{', …' if len(bad) > 1 else ''}); the rest is used")

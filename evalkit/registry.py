@@ -56,8 +56,9 @@ class Registry(Generic[T]):
         if fam not in self._items:
             hint = difflib.get_close_matches(fam, list(self._items), n=3, cutoff=0.5)
             more = f"; did you mean {', '.join(hint)}?" if hint else ""
-            raise EvalkitError(
-                f"unknown {self.kind} {fam!r}{more} (`evalkit {self.kind}s` lists them)")
+            where = ("`evalkit tasks` lists them" if self.kind == "task"
+                     else "known: " + ", ".join(sorted(self._items)))
+            raise EvalkitError(f"unknown {self.kind} {fam!r}{more} ({where})")
         target = self._items[fam]
         if isinstance(target, str):
             module, _, attr = target.partition(":")

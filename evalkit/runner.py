@@ -9,7 +9,6 @@ sample records without a model.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from evalkit.chat import ChatMode, ChatRenderer
 from evalkit.data import DataLayer
 from evalkit.errors import BadInput, EvalkitError, Interrupted
 from evalkit.locks import exclusive, model_lock
+from evalkit.paths import ensure_writable_dir
 from evalkit.models import AdapterRef, ModelRef, Variant, resolve_adapters, resolve_model
 from evalkit.records import (RunInfo, RunSummary, SampleRecord, read_lines, read_summaries,
                              write_task_records)
@@ -82,6 +82,8 @@ class RunConfig:
                            f"{self.limit}; leave it out to evaluate every sample")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise BadInput(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}")
+        if self.seed < 0:
+            raise BadInput(f"--seed must be 0 or more, got {self.seed}")
         if self.merge_adapter and len(self.adapters) != 1:
             raise BadInput("--merge-adapter needs exactly one --adapter")
         if not self.include_base and not self.adapters:
@@ -147,7 +149,7 @@ def run(cfg: RunConfig, progress: Callable[[str, int, int], None] | None = None,
     """
     cfg.validate()
     out = Path(cfg.out)
-    check_writable(out)
+    ensure_writable_dir(out)
     tasks = [load_task(n) for n in cfg.tasks]
     for t in tasks:  # options a task can vet cheaply fail now, before any generation
         check = getattr(t, "check_options", None)
@@ -178,31 +180,16 @@ def run(cfg: RunConfig, progress: Callable[[str, int, int], None] | None = None,
     return summaries
 
 
-def check_writable(out: Path) -> None:
-    """Fail before any model loads when `out` cannot hold records."""
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out} is a file, not a folder; choose a folder for the records")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise BadInput(f"--out {out} is not writable ({exc.strerror or type(exc).__name__}); "
-                       "choose a folder you can write to") from None
-
-
 def _renderer(model: ModelRef, cfg: RunConfig) -> ChatRenderer | None:
     if cfg.backend == "scripted":
         return ChatRenderer(None, "off", model.name)
     from transformers import AutoTokenizer
 
-    try:
-        tok = AutoTokenizer.from_pretrained(model.path)
-    except Exception as exc:  # noqa: BLE001 - tokenizers fail in many ways on broken files
-        raise BadInput(f"the tokenizer of {model.name} does not load "
-                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
-                       "; re-save it with tokenizer.save_pretrained") from None
+    from evalkit.backends.hf import load_or_explain
+
+    tok = load_or_explain(lambda: AutoTokenizer.from_pretrained(model.path),
+                          f"the tokenizer of {model.name}",
+                          "re-save it with tokenizer.save_pretrained")
     return ChatRenderer(tok, cfg.chat_template, model.name)
 
 
@@ -319,32 +306,44 @@ def rescore_run(run_dir: Path, data_dir: Path | None = None,
                        "written by `evalkit run` (e.g. runs/<model>-<hash>)")
     data = DataLayer(data_dir)
     out: list[RunSummary] = []
+    if not any((run_dir / "samples").glob("*.jsonl")):
+        raise BadInput(f"{run_dir}: no sample records in samples/; nothing to re-score")
     old = {s.task: s for s in read_summaries(run_dir)}
+    jobs = []  # read and check every task first: nothing is rewritten unless all are sound
     for f in sorted((run_dir / "samples").glob("*.jsonl")):
-        recs = read_lines(f, SampleRecord, "sample")
+        recs = read_lines(f, SampleRecord, "sample", strict=True)
         if not recs:
-            continue
+            raise BadInput(f"{f}: no sample records; re-run `evalkit run` for this task "
+                           "(stored generations are reused)")
         task = load_task(recs[0].task)
         by_id = {s.id: s for s in task.samples(data)}
         missing = [r.sample_id for r in recs if r.sample_id not in by_id]
         if missing:
             raise BadInput(f"{f}: sample ids {missing[:3]} are not in task {task.name} "
                            "(data changed?); re-run instead of re-scoring")
-        samples = [by_id[r.sample_id] for r in recs]
-        outputs = [[output_from_json(o) for o in r.outputs] for r in recs]
-        prev = old.get(task.name)
-        use_seed = seed if seed is not None else (prev.seed if prev else 0)
-        scored = task.score(samples, outputs, ScoringContext(options=task_options or {},
-                                                             data=data, seed=use_seed))
-        r0 = recs[0]
-        v = Variant(ModelRef(r0.model, "", r0.model_hash),
-                    AdapterRef(r0.adapter, "", r0.adapter_hash or "", 0, None, {},
-                               label=r0.adapter_label or "") if r0.adapter else None)
-        requests = [[GenRequest(p) for p in r.prompts] for r in recs]
-        info = RunInfo(backend=prev.backend if prev else "rescored", seed=use_seed,
-                       data_hashes=data.hashes, chat=prev.chat_template if prev else {},
-                       limit=prev.limit if prev else None,
-                       gen_params=prev.gen_params if prev else [])
-        out.append(write_task_records(run_dir, v, task, samples, requests, outputs, scored,
-                                      info))
+        jobs.append((task, recs, [by_id[r.sample_id] for r in recs]))
+    with exclusive(model_lock(run_dir.parent, jobs[0][1][0].model_hash), what=str(run_dir)):
+        for task, recs, samples in jobs:
+            out.append(_rescore_one(run_dir, task, recs, samples, old.get(task.name), data,
+                                    task_options, seed))
     return out
+
+
+def _rescore_one(run_dir: Path, task: Task, recs: list[SampleRecord], samples: list[Sample],
+                 prev: RunSummary | None, data: DataLayer, task_options: dict[str, Any] | None,
+                 seed: int | None) -> RunSummary:
+    """Score one task's saved outputs again and rewrite its records."""
+    outputs = [[output_from_json(o) for o in r.outputs] for r in recs]
+    use_seed = seed if seed is not None else (prev.seed if prev else 0)
+    scored = task.score(samples, outputs, ScoringContext(options=task_options or {},
+                                                         data=data, seed=use_seed))
+    r0 = recs[0]
+    v = Variant(ModelRef(r0.model, "", r0.model_hash),
+                AdapterRef(r0.adapter, "", r0.adapter_hash or "", 0, None, {},
+                           label=r0.adapter_label or "") if r0.adapter else None)
+    requests = [[GenRequest(p) for p in r.prompts] for r in recs]
+    info = RunInfo(backend=prev.backend if prev else "rescored", seed=use_seed,
+                   data_hashes=data.hashes, chat=prev.chat_template if prev else {},
+                   limit=prev.limit if prev else None,
+                   gen_params=prev.gen_params if prev else [])
+    return write_task_records(run_dir, v, task, samples, requests, outputs, scored, info)

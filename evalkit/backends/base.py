@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evalkit.types import Generation, GenRequest, LoglikRequest, LoglikResult
 
@@ -25,17 +25,26 @@ class BackendConfig(BaseModel):
     merge_adapter: bool = False
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
-    batch_size: int | None = None  # None = by token budget
-    max_batch_tokens: int = 16384
-    max_model_len: int | None = None
-    seed: int = 0
+    batch_size: int | None = Field(None, ge=1)  # None = by token budget
+    max_batch_tokens: int = Field(16384, ge=1)
+    max_model_len: int | None = Field(None, ge=1)
+    seed: int = Field(0, ge=0)
     # vLLM engine options (ignored by hf)
-    tensor_parallel_size: int = 1
-    data_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.85
+    tensor_parallel_size: int = Field(1, ge=1)
+    data_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0)
     enforce_eager: bool = False
     enable_prefix_caching: bool = True
-    max_lora_rank: int | None = None  # None = read from the adapters' configs
+    max_lora_rank: int | None = Field(None, ge=1)  # None = read from the adapters' configs
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+            raise ValueError(f"{v!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
+        return v
 
 
 @runtime_checkable

@@ -18,6 +18,17 @@ from evalkit.errors import BadInput
 from evalkit.types import GenParams, Generation, GenRequest, LoglikRequest, LoglikResult
 
 
+def load_or_explain(load: Any, what: str, fix: str) -> Any:
+    """Run a loader; any failure of a broken checkpoint becomes one line naming it and a fix."""
+    try:
+        return load()
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError,
+            ImportError, EnvironmentError) as exc:
+        first = next((x for x in str(exc).splitlines() if x.strip()), type(exc).__name__)
+        raise BadInput(f"{what} failed to load ({type(exc).__name__}: {first[:200]}); "
+                       f"{fix}") from None
+
+
 class HFBackend:
     """Backend ``hf``."""
 
@@ -35,15 +46,30 @@ class HFBackend:
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
         else:
             self.device = config.device
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise BadInput(f"--device {self.device}: no CUDA device is visible on this machine; "
+                           "use --device cpu (or auto)")
+        if self.device.startswith("cuda:") and \
+                int(self.device.split(":", 1)[1]) >= torch.cuda.device_count():
+            raise BadInput(f"--device {self.device}: only {torch.cuda.device_count()} CUDA "
+                           "device(s) are visible; pick one of them")
+        if self.device == "mps" and not torch.backends.mps.is_available():
+            raise BadInput("--device mps: Apple's MPS is not available here; use --device cpu")
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
                  "float16": torch.float16}.get(config.dtype)
         if dtype is None:  # auto: exact fp32 on CPU, bf16 on GPU
             dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+        self.tokenizer = load_or_explain(lambda: AutoTokenizer.from_pretrained(config.model),
+                                         f"the tokenizer of {config.model}",
+                                         "re-save it with tokenizer.save_pretrained")
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+        model = load_or_explain(
+            lambda: AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype),
+            f"the weights of {config.model}",
+            "check that config.json matches the weights and that the architecture is one "
+            "transformers knows")
         self._adapters: list[str] = []
         if config.adapters:
             from peft import PeftModel
@@ -110,9 +136,15 @@ class HFBackend:
         for i, r in enumerate(requests):
             groups[(r.adapter, r.params, r.add_special_tokens)].append(i)
         plan: list[tuple[Any, GenParams, bool, list[int], list[list[int]]]] = []
+        cap = self.config.max_model_len
         for (adapter, params, special), idxs in groups.items():
             enc = [self.tokenizer(requests[i].prompt, add_special_tokens=special)["input_ids"]
                    for i in idxs]
+            longest = max(len(e) for e in enc)
+            if cap is not None and longest + params.max_new_tokens > cap:
+                raise BadInput(f"--max-model-len {cap}: a prompt of {longest} tokens plus "
+                               f"{params.max_new_tokens} new tokens does not fit; raise "
+                               "--max-model-len or lower --max-new-tokens")
             for batch in self._batches([len(e) for e in enc], params.max_new_tokens * params.n):
                 plan.append((adapter, params, special, [idxs[b] for b in batch],
                              [enc[b] for b in batch]))

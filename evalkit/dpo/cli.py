@@ -25,6 +25,9 @@ def dpo(
 
     cfg = load_config(config)
     out_dir = out or Path("runs") / "dpo" / config.stem
+    from evalkit.paths import ensure_writable_dir
+
+    ensure_writable_dir(out_dir)
     typer.echo(f"evalkit dpo: writing to {out_dir}")
     run_loop(cfg, out_dir, force_sft=force_sft, log=typer.echo)
     typer.echo((out_dir / "report.md").read_text(encoding="utf-8"))

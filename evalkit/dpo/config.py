@@ -67,6 +67,13 @@ class OracleSettings(_Strict):
     first_sentence_only: bool = False
     """Judge only the first sentence (protocols.md's optional mode); default: all must pass."""
 
+    @model_validator(mode="after")
+    def _distinct(self) -> OracleSettings:
+        if self.train == self.heldout and self.train_options == self.heldout_options:
+            raise ValueError(f"the held-out evaluator is the training oracle ({self.train!r}); "
+                             "the reward-hacking gap needs a different parser for heldout")
+        return self
+
 
 class EvalSettings(_Strict):
     """How parse success is measured before and after (SAGA cards: T 0.8, 60 new tokens)."""
@@ -252,7 +259,11 @@ def load_config(path: Path | str) -> DPOLoopConfig:
     try:
         data = _read(path)
     except (ValueError, OSError) as exc:  # tomllib/json decode errors are ValueErrors
-        raise BadInput(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
+        first = next((x for x in str(exc).splitlines() if x.strip()), type(exc).__name__)
+        raise BadInput(f"{path}: cannot parse as TOML/JSON ({first}); fix the file") from None
+    if not data:
+        raise BadInput(f"{path} is empty; an empty config would start a full-size run with "
+                       "every default — name at least the model (see examples/dpo_small.toml)")
     try:
         return DPOLoopConfig.model_validate(data)
     except ValidationError as exc:

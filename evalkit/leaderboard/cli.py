@@ -30,6 +30,9 @@ def leaderboard(
     from evalkit.leaderboard.config import find_config, load_config
 
     paths = list(runs) if runs else [Path("runs")]
+    from evalkit.leaderboard.collect import find_variant_dirs
+
+    find_variant_dirs(paths)  # every path must exist before anything is read or written
     root = paths[0].parent if (paths[0] / "summary.jsonl").exists() else paths[0]
     cfg = load_config(find_config(config, root)) if config is not None else None
     overrides: dict = {}
@@ -55,7 +58,12 @@ def leaderboard(
         cfg = auto_config(ALL_BOARD, tasks)
         cfg = cfg.model_validate({**cfg.model_dump(), **overrides})
     target = out or root / "leaderboards" / (cfg.name if cfg else ALL_BOARD)
-    board = generate(paths, cfg, target)
+    from evalkit.locks import boards_lock, exclusive
+    from evalkit.paths import ensure_writable_dir
+
+    ensure_writable_dir(target)
+    with exclusive(boards_lock(root), what=f"the boards of {root}"):
+        board = generate(paths, cfg, target)
     n_flag = len(board.mismatches)
     typer.echo(f"{board.config.name}: {len(board.rows)} models × {len(board.columns)} columns"
                f" → {target}/index.html" + (f" ({n_flag} mismatched cells flagged)"

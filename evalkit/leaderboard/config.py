@@ -50,7 +50,8 @@ class BoardConfig(BaseModel):
     """A leaderboard: tasks (columns), baseline choice and statistics settings."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str
+    #: the board's folder under ``<out>/leaderboards/``: a plain name, never a path
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     title: str = ""
     description: str = ""
     tasks: list[TaskColumn] = Field(min_length=1)

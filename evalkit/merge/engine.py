@@ -76,11 +76,12 @@ def _check_out(out: Path, dirs: dict[str, Path], force: bool) -> None:
         if resolved == d or d in resolved.parents or resolved in d.parents:
             raise BadInput(f"--out {out} overlaps the {role} model directory {d}; write the "
                            "merge somewhere else")
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} is a file, not a folder; choose a folder for the merged "
+                       "checkpoint")
     if out.exists() and not force:
         raise BadInput(f"--out {out} already exists; pass --force to replace it or choose "
                        "another directory")
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out} exists and is not a directory")
 
 
 def _out_code(info: TensorInfo, dtype: str) -> str:
