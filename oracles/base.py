@@ -11,6 +11,7 @@ This module imports nothing heavy: spaCy and Stanza are imported inside the orac
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -84,6 +85,30 @@ class Parse:
     def children(self, i: int) -> list[int]:
         """Indices of the dependents of token ``i``."""
         return [j for j, t in enumerate(self.tokens) if t.head == i and j != i]
+
+
+#: longest text an oracle parses (characters); the rule's `clean_text` caps judged texts the
+#: same way.
+MAX_PARSE_CHARS = 20_000
+#: longest run without whitespace a parser sees: spaCy's tokenizer re-scans a chunk for every
+#: prefix/suffix it splits off, so one 12,000-character run of punctuation took minutes
+#: (quadratic); no word of a real sentence is this long, and a space is inserted every
+#: MAX_RUN_CHARS characters of such a run, which keeps the work per string linear.
+MAX_RUN_CHARS = 100
+_LONG_RUN = re.compile(r"\S{%d,}" % (MAX_RUN_CHARS + 1))
+
+
+def safe_text(text: str) -> str:
+    """`text` as something every parser accepts in bounded time: lone UTF-16 surrogates (not
+    encodable as UTF-8) become U+FFFD, the length is capped at :data:`MAX_PARSE_CHARS`, and
+    whitespace-free runs are broken every :data:`MAX_RUN_CHARS` characters."""
+    text = text[:MAX_PARSE_CHARS]
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return _LONG_RUN.sub(lambda m: " ".join(m.group(0)[i:i + MAX_RUN_CHARS] for i in
+                                            range(0, len(m.group(0)), MAX_RUN_CHARS)), text)
 
 
 @runtime_checkable

@@ -149,7 +149,9 @@ s pst o.l m.m m.fl t.o.m f.o.m d.v.s b.la e.l sen adm dir gen kap fig tab vol re
 """.split())
 _FINAL = ".!?…"
 _CLOSERS = "\"'»”’)]}"
-_BOUNDARY = re.compile(r"[.!?…]+[\"'»”’)\]}]*(?=\s)")
+# the look-behind lets only the first mark of a run start a match, and the possessive `++`
+# never backtracks into the run: linear time on ".!?" * 10,000 (quadratic without them)
+_BOUNDARY = re.compile(r"(?<![.!?…])[.!?…]++[\"'»”’)\]}]*+(?=\s)")
 _NEXT_START = re.compile(r"\s+[\"'«“‘(\[–—-]?\s*[A-ZÆØÅÄÖÜÉ0-9]")
 _LAST_FINAL = re.compile(r"[.!?…][\"'»”’)\]}]*")
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.oracles.base import ROOT, Parse, Token, rel_class
+from evalkit.oracles.base import ROOT, Parse, Token, rel_class, safe_text
 
 __all__ = ["DEFAULT_SPACY_MODEL", "SpacyOracle", "doc_to_parse", "hash_model_dir"]
 
@@ -94,7 +94,8 @@ class SpacyOracle:
         """Parse each text into one :class:`~evalkit.oracles.base.Parse`."""
         scheme = self.scheme
         return [doc_to_parse(doc, scheme) for doc in self.nlp.pipe(
-            texts, batch_size=self.batch_size, n_process=self.n_process)]
+            [safe_text(t) for t in texts], batch_size=self.batch_size,
+            n_process=self.n_process)]
 
     def parse_tokens(self, sentences: Sequence[Sequence[str]]) -> list[Parse]:
         """Parse pre-tokenized sentences (gold tokenization, for UAS/LAS)."""

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.oracles.base import ROOT, Parse, Token, rel_class, simple_tokenize
+from evalkit.oracles.base import ROOT, Parse, Token, rel_class, safe_text, simple_tokenize
 from evalkit.oracles.spacy_oracle import hash_model_dir
 
 __all__ = ["DEFAULT_STANZA_MODEL", "StanzaOracle"]
@@ -122,7 +122,7 @@ class StanzaOracle:
 
     def parse(self, texts: Sequence[str]) -> list[Parse]:
         """Parse each text (one sentence each) into one :class:`~evalkit.oracles.base.Parse`."""
-        return self.parse_tokens([simple_tokenize(t) for t in texts])
+        return self.parse_tokens([simple_tokenize(safe_text(t)) for t in texts])
 
     def parse_tokens(self, sentences: Sequence[Sequence[str]]) -> list[Parse]:
         """Parse pre-tokenized sentences in capped bulk batches."""

@@ -65,6 +65,29 @@ def _include_paths(name: str) -> tuple[str, list[str]]:
     return task, dirs
 
 
+def code_in_task_dirs(dirs: Sequence[str]) -> list[str]:
+    """``file: !function target`` for every ``!function`` tag in the YAML files of `dirs`.
+
+    lm-eval imports and runs such Python from the task folder; evalkit announces it before it
+    happens and records it with the run, so nobody runs a stranger's task folder unawares.
+    """
+    import re
+    from pathlib import Path
+
+    found: list[str] = []
+    for d in dirs:
+        for f in sorted(Path(d).rglob("*.y*ml")):
+            try:
+                text = f.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            found += [f"{f}: !function {m}" for m in re.findall(r"!function\s+(\S+)", text)]
+    return found
+
+
+_ANNOUNCED: set[tuple[str, ...]] = set()
+
+
 def _task_manager(task: str, dirs: list[str]) -> Any:
     """A TaskManager over the user dirs; lm-eval's built-ins only if the name is not there."""
     from lm_eval.tasks import TaskManager
@@ -171,6 +194,14 @@ class LmEvalTask:
     def _build(self) -> None:
         if self._subtasks is not None:
             return
+        code = code_in_task_dirs(self.include)
+        if code and tuple(code) not in _ANNOUNCED:
+            import sys
+
+            _ANNOUNCED.add(tuple(code))
+            print(f"evalkit: warning: lm-eval task folder(s) {', '.join(self.include)} run Python "
+                  f"code ({len(code)} !function tag(s), e.g. {code[0]}); recorded in the run's "
+                  "summary (meta.runs_code)", file=sys.stderr)
         tm = _task_manager(self.task, self.include)
         try:
             loaded = tm.load(self.task)
@@ -278,6 +309,7 @@ class LmEvalTask:
                     value=float(agg(vals)), n=len(vals), higher_is_better=bool(hib.get(m, True)),
                     se=se, note="lm-eval aggregation" + (" and stderr" if se is not None else ""))
         meta = {"lm_eval_task": self.task, "include_path": self.include,
+                "runs_code": code_in_task_dirs(self.include),
                 "subtasks": getattr(self, "_meta", {}),
                 "rolling_note": "loglikelihood_rolling scored as one window after BOS/EOS"}
         return ScoredTask(per_sample, metrics, meta)

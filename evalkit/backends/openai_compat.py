@@ -4,7 +4,13 @@ The model is given as ``<base_url>#<model>`` (``http://127.0.0.1:8000/v1#my-judg
 go to ``<base_url>/chat/completions`` with the prompt text as one user message, so the server
 applies its own chat template (render prompts with ``--chat-template off``). vLLM's
 ``vllm serve``, llama.cpp's server, TGI and hosted APIs speak this protocol. An API key is read
-from ``$EVALKIT_OPENAI_API_KEY`` or ``$OPENAI_API_KEY`` when set (local servers need none).
+from ``$EVALKIT_OPENAI_API_KEY`` or ``$OPENAI_API_KEY`` when set (local servers need none), or
+from the variable the spec names: ``<base_url>#<model>;key_env=MY_KEY``.
+
+Credentials never leak: a key goes only to ``https`` URLs (plain ``http`` needs the explicit
+opt-in ``;insecure_http=true``, and the default variables are never sent over ``http``); user
+and password inside a URL are stripped from every message, record and cache key
+(:func:`redact_url`); the key itself is never echoed or recorded.
 
 Requests run concurrently (``batch_size`` threads, default 8) and stream back as they finish.
 Transient failures (HTTP 429/5xx, timeouts) are retried with backoff; anything else is an
@@ -21,6 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from typing import Any
 
 from evalkit.backends.base import BackendConfig, truncate_at_stop
@@ -32,13 +39,71 @@ TIMEOUT_S = 120.0
 MAX_STOP = 4  # the OpenAI API accepts at most 4 stop strings; the rest are applied locally
 
 
+def redact_url(text: str) -> str:
+    """`text` with any ``user:password@`` of a URL replaced by ``***@``."""
+    import re
+
+    return re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@#]+@", r"\1***@", text)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A parsed ``<base_url>#<model>[;key_env=VAR][;insecure_http=true]`` spec."""
+
+    base_url: str
+    model: str
+    key_env: str | None = None
+    insecure_http: bool = False
+
+    @property
+    def public(self) -> str:
+        """The spec as it may be shown and recorded (no credentials)."""
+        return f"{redact_url(self.base_url)}#{self.model}"
+
+    def api_key(self) -> str | None:
+        """The key to send, or None; refuses to send a named key over plain http."""
+        https = self.base_url.lower().startswith("https://")
+        if self.key_env:
+            key = os.environ.get(self.key_env)
+            if not key:
+                raise BadInput(f"openai endpoint {self.public}: ${self.key_env} (named by "
+                               "key_env) is not set; export it or drop key_env")
+            if not https and not self.insecure_http:
+                raise BadInput(f"openai endpoint {self.public}: refusing to send ${self.key_env} "
+                               "over plain http; use an https URL, or add ;insecure_http=true "
+                               "if this network is trusted")
+            return key
+        if not https:  # default variables are never sent in the clear
+            return None
+        return os.environ.get("EVALKIT_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
+
+
+def parse_endpoint(spec: str) -> Endpoint:
+    """Parse an endpoint spec; one-line errors that never echo credentials."""
+    head, *opts = spec.split(";")
+    base, sep, model = head.partition("#")
+    shown = redact_url(head)
+    if not sep or not model.strip() or not base.startswith(("http://", "https://")):
+        raise BadInput(f"openai backend model {shown!r} must look like <base_url>#<model>, e.g. "
+                       "http://127.0.0.1:8000/v1#my-model")
+    key_env, insecure = None, False
+    for o in opts:
+        k, _, v = o.partition("=")
+        k, v = k.strip(), v.strip()
+        if k == "key_env" and v.replace("_", "").isalnum():
+            key_env = v
+        elif k == "insecure_http" and v.lower() in ("true", "1", "yes", "false", "0", "no"):
+            insecure = v.lower() in ("true", "1", "yes")
+        else:
+            raise BadInput(f"openai endpoint {shown!r}: unknown or malformed option {k!r}; "
+                           "valid: key_env=VARIABLE, insecure_http=true")
+    return Endpoint(base.rstrip("/"), model.strip(), key_env, insecure)
+
+
 def split_model(spec: str) -> tuple[str, str]:
     """``<base_url>#<model>`` → (base_url without trailing slash, model)."""
-    base, sep, model = spec.partition("#")
-    if not sep or not model.strip() or not base.startswith(("http://", "https://")):
-        raise BadInput(f"openai backend model {spec!r} must look like <base_url>#<model>, e.g. "
-                       "http://127.0.0.1:8000/v1#my-model")
-    return base.rstrip("/"), model.strip()
+    ep = parse_endpoint(spec)
+    return ep.base_url, ep.model
 
 
 class OpenAIBackend:
@@ -50,10 +115,11 @@ class OpenAIBackend:
         if config.adapters:
             raise BadInput("the openai backend cannot load LoRA adapters; serve the adapter "
                            "on the endpoint and name it as the model")
-        self.base_url, self.model = split_model(config.model)
+        self.endpoint = parse_endpoint(config.model)
+        self.base_url, self.model = self.endpoint.base_url, self.endpoint.model
         self.concurrency = max(1, config.batch_size or 8)
         self.seed = config.seed
-        self._key = os.environ.get("EVALKIT_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        self._key = self.endpoint.api_key()
 
     def _body(self, req: GenRequest) -> dict[str, Any]:
         p = req.params
@@ -73,6 +139,7 @@ class OpenAIBackend:
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}/chat/completions"
+        shown = redact_url(url)
         data = json.dumps(body).encode("utf-8")
         headers = {"Content-Type": "application/json"}
         if self._key:
@@ -89,7 +156,7 @@ class OpenAIBackend:
                     time.sleep(delay)
                     delay *= 2
                     continue
-                raise EvalkitError(f"openai endpoint {url} answered HTTP {exc.code}: {msg}; "
+                raise EvalkitError(f"openai endpoint {shown} answered HTTP {exc.code}: {msg}; "
                                    "check the model name and the server") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 if attempt < RETRIES and isinstance(exc, TimeoutError):
@@ -97,12 +164,12 @@ class OpenAIBackend:
                     delay *= 2
                     continue
                 reason = getattr(exc, "reason", exc)
-                raise EvalkitError(f"cannot reach openai endpoint {url} ({reason}); start the "
+                raise EvalkitError(f"cannot reach openai endpoint {shown} ({redact_url(str(reason))}); start the "
                                    "server or fix the base URL") from None
             except json.JSONDecodeError:
-                raise EvalkitError(f"openai endpoint {url} returned non-JSON; is it an "
+                raise EvalkitError(f"openai endpoint {shown} returned non-JSON; is it an "
                                    "OpenAI-compatible server?") from None
-        raise EvalkitError(f"openai endpoint {url}: retries exhausted")  # pragma: no cover
+        raise EvalkitError(f"openai endpoint {shown}: retries exhausted")  # pragma: no cover
 
     def _one(self, req: GenRequest) -> Generation:
         resp = self._post(self._body(req))
@@ -110,7 +177,7 @@ class OpenAIBackend:
             choices = sorted(resp["choices"], key=lambda c: c.get("index", 0))
             texts = [c["message"].get("content") or "" for c in choices]
         except (KeyError, TypeError, AttributeError):
-            raise EvalkitError(f"openai endpoint {self.base_url} returned no choices/message "
+            raise EvalkitError(f"openai endpoint {self.endpoint.public} returned no choices/message "
                                f"content: {json.dumps(resp)[:160]}") from None
         out, reasons = [], []
         for c, t in zip(choices, texts):

@@ -101,7 +101,10 @@ class LLMJudge:
 
     def __init__(self, spec: str, *, backend: Any = None, seed: int = 0,
                  renderer: Any = None) -> None:
-        self.name = spec
+        from evalkit.backends.openai_compat import redact_url
+
+        self._spec = spec
+        self.name = redact_url(spec)  # shown and recorded: never credentials
         self.seed = seed
         self._backend = backend
         self._renderer = renderer
@@ -116,15 +119,19 @@ class LLMJudge:
 
     @staticmethod
     def _validate(spec: str) -> tuple[str, str]:
+        from evalkit.backends.openai_compat import parse_endpoint, redact_url
+
         family, _, target = spec.partition(":")
         target = target.strip()
         if family == "openai":
-            base, sep, model = target.partition("#")
-            if not sep or not model.strip() or not base.startswith(("http://", "https://")):
-                raise BadInput(f"bad judge {spec!r}: expected openai:<base_url>#<model>, e.g. "
-                               "openai:http://127.0.0.1:8000/v1#my-judge")
+            try:
+                parse_endpoint(target)
+            except BadInput as exc:
+                raise BadInput(f"bad judge {redact_url(spec)!r}: {exc} (judge spec: "
+                               "openai:<base_url>#<model>)") from None
         elif family not in ("hf", "vllm"):
-            raise BadInput(f"bad judge {spec!r}: LLM judges run on hf, vllm or openai")
+            raise BadInput(f"bad judge {redact_url(spec)!r}: LLM judges run on hf, vllm or "
+                           "openai")
         elif not target:
             raise BadInput(f"bad judge {spec!r}: name a model dir or hub id after '{family}:'")
         return family, target
@@ -133,7 +140,11 @@ class LLMJudge:
         from evalkit.models import ModelRef, resolve_model
 
         if self._family == "openai":
-            return ModelRef(name=self.name, path=self._target, hash=f"openai:{self._target}")
+            from evalkit.backends.openai_compat import parse_endpoint
+
+            ep = parse_endpoint(self._target)
+            ep.api_key()  # refuse an unsafe key now, before any generation
+            return ModelRef(name=self.name, path=self._target, hash=f"openai:{ep.public}")
         from evalkit.errors import ModelNotFound
 
         try:

@@ -21,6 +21,34 @@ LEGEND = ("▲/▼: significantly better/worse than the row's baseline (paired t
           "⚠: not comparable with the rest of the column (never tested or ranked).")
 
 
+def md(text: object) -> str:
+    """Text for a Markdown table cell: HTML escaped (model names are user input and Markdown
+    renders raw HTML), pipes escaped, one line."""
+    return html.escape(" ".join(str(text).split()), quote=False).replace("|", "\\|")
+
+
+def csv_safe(value: object) -> object:
+    """A CSV cell that spreadsheets will not run as a formula (OWASP: a leading = + - @ tab or
+    CR makes Excel/LibreOffice evaluate the cell); numbers pass unchanged."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)
+            return value
+        except ValueError:
+            return "'" + value
+    return value
+
+
+class _SafeWriter:
+    """csv.writer whose cells go through `csv_safe`."""
+
+    def __init__(self, buf: io.StringIO) -> None:
+        self._w = csv.writer(buf, lineterminator="\n")
+
+    def writerow(self, row: list[Any]) -> None:
+        self._w.writerow([csv_safe(v) for v in row])
+
+
 def _ci(ci: tuple[float, float] | None) -> str:
     return f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
 
@@ -77,9 +105,9 @@ def _ordered_rows(board: Board) -> list[Any]:
 def to_markdown(board: Board) -> str:
     """Rank table, one table per language group, mismatches, signatures, notes."""
     cfg = board.config
-    out = [f"# {cfg.title or cfg.name}", ""]
+    out = [f"# {md(cfg.title or cfg.name)}", ""]
     if cfg.description:
-        out += [cfg.description, ""]
+        out += [md(cfg.description), ""]
     out += [_legend(board), ""]
     rows = _ordered_rows(board)
     out += ["## Rank score", "", "| # | Model | Rank score [95% CI] | Tasks | Baseline |",
@@ -88,25 +116,26 @@ def to_markdown(board: Board) -> str:
         rs = board.rank.get(r.key)
         base = board.baselines.get(r.key)
         bl = board.row(base).label if base else "—"
-        out.append(f"| {i} | {r.label} | {fmt(rs.value) + _ci(rs.ci) if rs else '—'} | "
-                   f"{rs.n_tasks if rs else 0} | {bl} |")
+        out.append(f"| {i} | {md(r.label)} | {fmt(rs.value) + _ci(rs.ci) if rs else '—'} | "
+                   f"{rs.n_tasks if rs else 0} | {md(bl)} |")
     for group, cols in board.groups():
         out += ["", f"## {group or 'Tasks'}", "",
-                "| Model | " + " | ".join(f"{c.label}{'' if c.higher_is_better else ' ↓'}"
+                "| Model | " + " | ".join(f"{md(c.label)}{'' if c.higher_is_better else ' ↓'}"
                                          for c in cols) + " |",
                 "| --- |" + " ---: |" * len(cols)]
         for r in rows:
-            out.append(f"| {r.label} | "
-                       + " | ".join(cell_text(board.cell(r, c)) for c in cols) + " |")
+            out.append(f"| {md(r.label)} | "
+                       + " | ".join(md(cell_text(board.cell(r, c))) for c in cols) + " |")
     if board.mismatches:
         out += ["", "## Not comparable (flagged, not tested, not ranked)", ""]
-        out += [f"- {m.row} · {m.task} · {m.metric}: {m.reason}" for m in board.mismatches]
+        out += [f"- {md(m.row)} · {md(m.task)} · {md(m.metric)}: {md(m.reason)}"
+                for m in board.mismatches]
     sigs = _signatures(board)
     if sigs:
         out += ["", "## sacrebleu signatures", ""]
-        out += [f"- {label}: `{sig}`" for label, sig in sigs]
+        out += [f"- {md(label)}: `{sig.replace('`', '')}`" for label, sig in sigs]
     if board.notes:
-        out += ["", "## Notes", ""] + [f"- {n}" for n in board.notes]
+        out += ["", "## Notes", ""] + [f"- {md(n)}" for n in board.notes]
     return "\n".join(out) + "\n"
 
 
@@ -122,7 +151,7 @@ def _signatures(board: Board) -> list[tuple[str, str]]:
 def to_csv(board: Board) -> str:
     """Wide CSV: one line per model; per column value, CI, delta, p, verdict (EuroEval-like)."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = _SafeWriter(buf)
     head = ["model", "variant", "baseline", "rank_score", "rank_ci_low", "rank_ci_high",
             "rank_tasks"]
     for c in board.columns:
@@ -149,7 +178,7 @@ def to_csv(board: Board) -> str:
 def to_long_csv(board: Board) -> str:
     """Long CSV: one line per (model, task, metric) with everything, flags and signature."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = _SafeWriter(buf)
     w.writerow(["model", "variant", "group", "task", "metric", "higher_is_better", "value",
                 "ci_low", "ci_high", "n", "baseline", "delta", "delta_ci_low", "delta_ci_high",
                 "p_value", "test", "verdict", "comparable", "flags", "signature"])
