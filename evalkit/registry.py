@@ -133,6 +133,15 @@ ORACLES.add("stanza-nob", "evalkit.oracles.stanza_oracle:StanzaOracle",
             "Stanza parser trained by evalkit on NDT (held-out evaluator)")
 ORACLES.add("fake", "evalkit.oracles.fake:FakeOracle", "deterministic oracle for tests")
 
+# Judges: family (the part of a --option judge=... spec before ':') → factory(spec, seed).
+JUDGES.add("rule", "evalkit.judges:rule_factory",
+           "multilingual refusal/redirection phrases (en eu es it no)")
+JUDGES.add("learned", "evalkit.judges:learned_factory",
+           "logistic regression over n-grams + the rule judge, trained on human-labelled "
+           "replies (English; rule elsewhere)")
+for _b in ("hf", "vllm", "openai"):
+    JUDGES.add(_b, "evalkit.judges:llm_factory", f"LLM judge served by the {_b} backend")
+
 # Suites: named task lists (and suite-specific table layouts, looked up by name).
 SUITES: dict[str, list[str]] = {
     "llimba": [f"flores:{a}-{b}:dev" for a, b in [

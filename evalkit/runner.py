@@ -25,7 +25,8 @@ from evalkit.records import (RunInfo, RunSummary, SampleRecord, read_lines, read
                              write_task_records)
 from evalkit.registry import SUITES, load_task
 from evalkit.store import GenerationStore, output_from_json, request_key
-from evalkit.types import GenRequest, LoglikRequest, Output, Prompt, Sample, ScoringContext, Task
+from evalkit.types import (Generation, GenRequest, LoglikRequest, Output, Prompt, Sample,
+                           ScoringContext, Task)
 
 __all__ = ["RunConfig", "expand_task_names", "load_task", "make_backend", "plan_task",
            "rescore_run", "run"]
@@ -227,7 +228,7 @@ def _generate_all(cfg: RunConfig, model: ModelRef, adapters: list[AdapterRef],
             if not todo:
                 continue
             keys, reqs = list(todo), list(todo.values())
-            n = 0
+            n = tokens = 0
             if progress:
                 progress(label, 0, len(reqs))
             with contextlib.closing(call(reqs)) as stream:
@@ -236,7 +237,11 @@ def _generate_all(cfg: RunConfig, model: ModelRef, adapters: list[AdapterRef],
                     n += 1
                     done += 1
                     if progress:
-                        progress(label, n, len(reqs))
+                        if isinstance(outp, Generation):
+                            tokens += sum(outp.n_tokens)
+                            progress(label, n, len(reqs), tokens=tokens)
+                        else:
+                            progress(label, n, len(reqs))
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: {done} of {total} missing generations were finished "
                           f"and are stored in {store.path}; rerun the same command to resume "
@@ -253,12 +258,14 @@ def score_variant(cfg: RunConfig, v: Variant, p: _Planned, store: GenerationStor
     for reqs in p.requests:
         outputs.append([store.get(k) for k in _keys(v, reqs)])
     adapter_check = _adapter_check(v, p, store, outputs)
-    ctx = ScoringContext(options=cfg.task_options, data=data, seed=cfg.seed)
-    if progress:
-        progress(f"scoring {p.task.name}", 0, 1)
+    label = f"scoring {p.task.name}" + (f" ({v.adapter.display})" if v.adapter else "")
+    step = (lambda done, total: progress(label, done, total)) if progress else None
+    ctx = ScoringContext(options=cfg.task_options, data=data, seed=cfg.seed, progress=step)
+    if step:
+        step(0, len(p.samples))
     scored = p.task.score(p.samples, outputs, ctx)
-    if progress:
-        progress(f"scoring {p.task.name}", 1, 1)
+    if step:
+        step(len(p.samples), len(p.samples))
     chat = {"chat_applied": p.chat, "chat_template_sha256":
             renderer.template_sha256 if renderer else None}
     if adapter_check is not None:

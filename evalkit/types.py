@@ -168,6 +168,9 @@ class ScoringContext:
     judge: Any = None  # a Backend, only for tasks that declare `needs_judge`
     data: Any = None  # the DataLayer, for tasks that need side resources at scoring time
     seed: int = 0
+    #: ``progress(done, total)`` for scoring that takes a while (parser oracles, LLM judges);
+    #: never changes a score
+    progress: Callable[[int, int], None] | None = None
 
 
 @runtime_checkable

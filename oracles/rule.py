@@ -372,7 +372,9 @@ def judge_parses(texts: Sequence[str], parse_fn: Callable[[Sequence[str]], list[
     return out
 
 
-def judge(oracle: Oracle, texts: Sequence[str], config: RuleConfig = RuleConfig()) -> list[Verdict]:
+def judge(oracle: Oracle, texts: Sequence[str], config: RuleConfig = RuleConfig(),
+          progress: Callable[[int, int], None] | None = None, chunk: int = 128
+          ) -> list[Verdict]:
     """Judge generations with an oracle: the one code path of evaluation and DPO scoring.
 
     Args:
@@ -380,12 +382,20 @@ def judge(oracle: Oracle, texts: Sequence[str], config: RuleConfig = RuleConfig(
             :class:`~evalkit.oracles.cache.CachedOracle` to reuse parses across runs).
         texts: generations (prompt + continuation).
         config: rule settings.
+        progress: ``progress(done, total)`` after every `chunk` texts (parsing is the slow
+            part of scoring). Texts are always parsed in chunks of `chunk`, with or without a
+            progress callback, so a re-score parses exactly as the run did.
 
     Returns:
         One :class:`Verdict` per text, in order. Never raises on odd input (empty strings, control
         characters, very long strings): such texts get a verdict like any other.
     """
-    return judge_parses(texts, oracle.parse, config)
+    out: list[Verdict] = []
+    for start in range(0, len(texts), chunk):
+        out += judge_parses(texts[start:start + chunk], oracle.parse, config)
+        if progress is not None:
+            progress(len(out), len(texts))
+    return out
 
 
 def make_reward(oracle: Oracle, config: RuleConfig = RuleConfig()

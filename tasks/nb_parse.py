@@ -148,9 +148,16 @@ class ParseSuccessTask:
         per_sample: list[dict[str, Any]] = [{"texts": texts[i * n_seeds:(i + 1) * n_seeds]}
                                             for i in range(len(samples))]
         prov: dict[str, Any] = {}
-        for spec in _oracle_specs(ctx.options):
+        specs = _oracle_specs(ctx.options)
+        for k, spec in enumerate(specs):
             name, oracle = task_oracle(spec)
-            verdicts = judge(oracle, texts, config)
+            step = None
+            if ctx.progress is not None:  # samples judged, over every oracle
+                report = ctx.progress
+
+                def step(done: int, total: int, k: int = k, report: Any = report) -> None:
+                    report((k * total + done) // n_seeds, len(specs) * total // n_seeds)
+            verdicts = judge(oracle, texts, config, progress=step)
             passed = [bool(v.passed) for v in verdicts]
             passed_by[name] = passed
             pm = parse_metrics(passed, [v.q for v in verdicts], ctx.seed, over)

@@ -184,7 +184,13 @@ def run_judge(ctx: ScoringContext, rubric: str, prompts: Sequence[str],
         judge, own = make_judge(ctx.options.get("judge"), seed=ctx.seed, backend=given), True
     try:
         items = [JudgeItem(p, r, language) for p, r in zip(prompts, responses)]
-        verdicts = judge.judge(rubric, items)
+        verdicts: list[Any] = []
+        # always in chunks of 64 (with or without a progress bar), so a re-score judges exactly
+        # as the run did; an LLM judge takes a while, and the bar moves per chunk
+        for start in range(0, len(items), 64):
+            verdicts += judge.judge(rubric, items[start:start + 64])
+            if ctx.progress is not None:
+                ctx.progress(len(verdicts), len(items))
         return verdicts, judge.describe()
     finally:
         if own:

@@ -159,7 +159,8 @@ def check_oracle(options: Any) -> None:
     check_spec(oracle_spec(options))
 
 
-def judge_texts(texts: Sequence[str], options: Any) -> tuple[list[Any], dict[str, Any]]:
+def judge_texts(texts: Sequence[str], options: Any, progress: Any = None
+                ) -> tuple[list[Any], dict[str, Any]]:
     """Judge texts with the oracle named in the scoring options; verdicts and provenance."""
     from evalkit.oracles.rule import RuleConfig, judge
     from evalkit.oracles.specs import task_oracle
@@ -167,7 +168,7 @@ def judge_texts(texts: Sequence[str], options: Any) -> tuple[list[Any], dict[str
     name, oracle = task_oracle(oracle_spec(options))  # name, kind:model or object
     first = str(options.get("first_sentence", "false")).lower() in ("1", "true", "yes")
     config = RuleConfig(first_sentence_only=first)
-    verdicts = judge(oracle, list(texts), config)
+    verdicts = judge(oracle, list(texts), config, progress=progress)
     prov = {"oracle": name, "oracle_model": getattr(oracle, "name", name),
             "oracle_hash": getattr(oracle, "model_hash", ""),
             "rule": "protocols.md §3 (reconstructed)",
@@ -225,7 +226,7 @@ class SummaryTask:
               ctx: ScoringContext) -> ScoredTask:
         """Parse success and parse score of the summaries."""
         texts = [_text(o) for o in outputs]
-        verdicts, prov = judge_texts(texts, ctx.options)
+        verdicts, prov = judge_texts(texts, ctx.options, progress=ctx.progress)
         over = str(ctx.options.get("parse_score_over", "all"))
         metrics = parse_metrics([v.passed for v in verdicts], [v.q for v in verdicts],
                                 ctx.seed, over)
@@ -314,7 +315,7 @@ class ReadingTask:
               ctx: ScoringContext) -> ScoredTask:
         """APS, accuracy, accuracy ∧ well-formed."""
         texts = [_text(o) for o in outputs]
-        verdicts, prov = judge_texts(texts, ctx.options)
+        verdicts, prov = judge_texts(texts, ctx.options, progress=ctx.progress)
         correct = []
         for s, t in zip(samples, texts):
             ref = s.reference or {}

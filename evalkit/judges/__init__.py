@@ -130,7 +130,7 @@ def make_judge(spec: Any = None, *, seed: int = 0, backend: Any = None) -> Judge
     return factory(spec, seed=seed)
 
 
-def _rule_factory(spec: str, seed: int = 0) -> Judge:
+def rule_factory(spec: str, seed: int = 0) -> Judge:
     from evalkit.judges.rule import RuleJudge
 
     if spec != "rule":
@@ -138,34 +138,18 @@ def _rule_factory(spec: str, seed: int = 0) -> Judge:
     return RuleJudge()
 
 
-def _learned_factory(spec: str, seed: int = 0) -> Judge:
+def learned_factory(spec: str, seed: int = 0) -> Judge:
     from evalkit.judges.learned import LearnedJudge
 
     _, _, path = spec.partition(":")
     return LearnedJudge(path.strip() or None)
 
 
-def _llm_factory(spec: str, seed: int = 0) -> Judge:
+def llm_factory(spec: str, seed: int = 0) -> Judge:
     from evalkit.judges.llm import LLMJudge
 
     return LLMJudge(spec, seed=seed)
 
-
-def _register() -> None:
-    """Add the built-in judges (idempotent: the package may be re-imported in tests)."""
-    entries = [("rule", _rule_factory, "multilingual refusal/redirection phrases (en eu es it no)"),
-               ("learned", _learned_factory, "logistic regression over n-grams + the rule "
-                "judge, trained on human-labelled replies (English; rule elsewhere)")]
-    entries += [(b, _llm_factory, f"LLM judge served by the {b} backend") for b in
-                ("hf", "vllm", "openai")]
-    for name, target, doc in entries:
-        try:
-            JUDGES.add(name, target, doc)
-        except ValueError:
-            pass  # already registered (by registry.py or an earlier import)
-
-
-_register()
 
 __all__ = ["RUBRIC_LABELS", "UNPARSEABLE", "Judge", "JudgeItem", "Verdict", "check_rubric",
            "make_judge"]
