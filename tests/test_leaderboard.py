@@ -276,7 +276,7 @@ def test_html_renders_and_sorts_in_chromium(two_runs: Path, tmp_path: Path) -> N
         browser.click(f"#board th.sortable[data-col='{bleu_i}']")
         after = browser.eval("Array.from(document.querySelectorAll('#board tbody tr'))"
                              ".map(r => r.cells[0].querySelector('span').innerText)")
-        assert after == ["tiny", rows[0][0].split("\n")[0]]
+        assert after == [f"tiny (--limit {N})", rows[0][0].split("\n")[0]]
         assert browser.eval(f"document.querySelector(\"th[data-col='{bleu_i}']\")"
                             ".getAttribute('aria-sort')") == "ascending"
         browser.click(f"#board th.sortable[data-col='{bleu_i}']")

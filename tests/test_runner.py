@@ -36,7 +36,7 @@ def test_scripted_run_writes_records_and_resumes(tiny_model: Path, tmp_path: Pat
     assert set(summary.metrics) >= {"bleu", "chrf", "chrf++", "target_lang_rate"}
     assert summary.metrics["bleu"]["signature"].startswith("nrefs:1|case:mixed")
     assert summary.data_hashes and summary.versions["evalkit"]
-    run_dir = next(p for p in tmp_path.iterdir() if p.name != "cache")
+    run_dir = next(p for p in tmp_path.iterdir() if (p / "summary.jsonl").exists())
     recs = read_sample_records(run_dir, summary.task)
     assert [r.outputs[0]["texts"][0] for r in recs] == ["Katten satt på matta."] * 6  # stop "\n"
     assert recs[0].prompts[0].endswith("Norwegian Bokmål sentence:")
@@ -118,7 +118,7 @@ def test_adapter_changes_output_and_is_recorded(tiny_model: Path, tiny_adapter: 
     base, lora = run(cfg)
     assert base.adapter is None and lora.adapter == str(tiny_adapter)
     assert lora.adapter_hash and lora.model_hash == base.model_hash
-    dirs = {p.name: p for p in tmp_path.iterdir() if p.name != "cache"}
+    dirs = {p.name: p for p in tmp_path.iterdir() if (p / "summary.jsonl").exists()}
     assert len(dirs) == 2
     outs = {}
     for name, d in dirs.items():

@@ -60,7 +60,7 @@ def test_saga_tasks_through_the_runner(tiny_model: Path, tmp_path: Path, data_di
     # 8 of 8 passes: the Wilson interval, not the bootstrap's zero-width [100.0, 100.0]
     assert row[0] == "base" and row[5] == "100.0% [67.6, 100.0]" and row[7].startswith("100.0%")
     assert all(cell != "–" for cell in row)  # all seven columns filled, nb_parse's PS included
-    run_dir = next(p for p in tmp_path.iterdir() if p.name != "cache")
+    run_dir = next(p for p in tmp_path.iterdir() if (p / "summary.jsonl").exists())
     again = {s.task: s for s in rescore_run(run_dir, task_options={"oracle": "fake"})}
     for name in by:
         assert again[name].metrics == by[name].metrics, name
