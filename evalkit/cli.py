@@ -34,8 +34,9 @@ _PLUGINS = [
 @app.command()
 @with_run_options
 def run(
-    model: str = typer.Argument(..., help="Local checkpoint dir, hub id, or 'default' (the "
-                                "embedded model evalkit builds offline)."),
+    model: str = typer.Argument(..., help="Local checkpoint dir, hub id, or a named model: "
+                                "'default' (the tiny embedded model shipped with evalkit), "
+                                "'smollm2-135m-instruct'."),
     adapter: list[str] = typer.Option([], "--adapter", "-a", help="LoRA adapter dir or hub id, "
                                       "optionally labelled NAME=PATH; repeat to evaluate "
                                       "several in one pass."),
