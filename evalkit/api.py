@@ -55,6 +55,14 @@ class Results:
         label or path of an evaluated adapter): id, prompt, response, reference, scores."""
         import pandas as pd
 
+        names = {s.task for s in self.summaries}
+        if task not in names:  # as the user wrote it: flores:en-nb, flores:a-b (no split)
+            from evalkit.registry import load_task
+
+            try:
+                task = load_task(task).name
+            except Exception:  # noqa: BLE001 - an unknown name is reported below
+                pass
         picked = [s for s in self.summaries if s.task == task
                   and (adapter is None and s.adapter is None
                        or adapter is not None and adapter in (s.adapter_label, s.adapter))]

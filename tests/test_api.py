@@ -1,0 +1,55 @@
+"""The Python API: `evalkit.evaluate` gives the numbers the CLI gives, as DataFrames."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FLORES = "flores:eng_Latn-nob_Latn"
+
+
+def test_evaluate_equals_the_cli_and_tabulates(tiny_model: Path, tiny_adapter: Path,
+                                               tmp_path: Path, data_dir: Path) -> None:
+    pytest.importorskip("pandas")
+    import evalkit
+
+    res = evalkit.evaluate(str(tiny_model), [FLORES], [f"lora={tiny_adapter}"], limit=5,
+                           max_new_tokens=8, out=tmp_path / "api", leaderboards=False)
+    cli = subprocess.run([sys.executable, "-m", "evalkit.cli", "run", str(tiny_model), "-t",
+                          FLORES, "--adapter", f"lora={tiny_adapter}", "--limit", "5",
+                          "--max-new-tokens", "8", "--out", str(tmp_path / "cli"),
+                          "--no-leaderboard", "--json"],
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    by_cli = {json.loads(x)["adapter_label"]: json.loads(x)["metrics"]
+              for x in cli.stdout.splitlines() if x.startswith("{")}
+    assert {s.adapter_label: s.metrics for s in res.summaries} == by_cli
+
+    df = res.to_pandas()
+    assert set(df["adapter"].fillna("base")) == {"base", "lora"}
+    assert {"task", "metric", "value", "ci_low", "ci_high", "n"} <= set(df.columns)
+    chrf = df[(df.metric == "chrf") & df.adapter.isna()].iloc[0]
+    assert chrf.value == by_cli[None]["chrf"]["value"] and chrf.n == 5
+
+    samples = res.samples(FLORES)
+    assert len(samples) == 5 and {"id", "prompt", "response", "reference"} <= set(samples)
+    assert res.samples(FLORES, adapter="lora")["response"].tolist() != \
+        samples["response"].tolist()
+    from evalkit.errors import BadInput
+
+    with pytest.raises(BadInput, match="no records"):
+        res.samples("ifeval:en")
+
+
+def test_evaluate_refuses_unknown_options(tmp_path: Path) -> None:
+    import evalkit
+    from evalkit.errors import BadInput
+
+    with pytest.raises(BadInput, match="unknown option"):
+        evalkit.evaluate("default", [FLORES], limits=3, out=tmp_path)
