@@ -36,6 +36,9 @@ class BackendConfig(BaseModel):
     enforce_eager: bool = False
     enable_prefix_caching: bool = True
     max_lora_rank: int | None = None  # None = read from the adapters' configs
+    # vLLM across nodes: pipeline stages and vLLM's own Ray executor (`evalkit grid`)
+    pipeline_parallel_size: int = 1
+    distributed_executor_backend: Literal["ray", "mp"] | None = None
 
 
 @runtime_checkable

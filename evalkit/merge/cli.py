@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from evalkit.cli_options import RunOptions, with_run_options
-
 from evalkit.errors import BadInput
-from evalkit.merge.recipes import RECIPES, MergeSpec
+from evalkit.merge.roles import spec_factory
 
 _RECIPE_HELP = ("diploma: W_cpt + α·(W_instruct − W_base); language-vector: W_instruct + "
                 "λ·(W_lang − W_base); task-arithmetic: W_base + Σ λ·w_i·(W_i − W_base).")
-_ROLES = {"diploma": ("base", "cpt", "instruct"), "language-vector": ("base", "lang", "instruct"),
-          "task-arithmetic": ("base", "model")}
 
 
 def parse_size(text: str) -> int:
@@ -30,45 +26,6 @@ def parse_size(text: str) -> int:
     base = 1024 if unit.endswith("I") else 1000
     power = " KMGT".index(unit[:1] or " ")
     return int(float(m.group(1)) * base**power)
-
-
-def spec_factory(recipe: str, base: Optional[str], cpt: Optional[str], instruct: Optional[str],
-                 lang: Optional[str], models: list[str], weights: list[float],
-                 tokenizer_from: Optional[str]) -> Callable[[float], MergeSpec]:
-    """Validate the role options for `recipe`; returns α → MergeSpec."""
-    from evalkit.merge import recipes
-
-    if recipe not in RECIPES:
-        import difflib
-
-        hint = difflib.get_close_matches(recipe, RECIPES, n=1, cutoff=0.4)
-        raise BadInput(f"unknown merge recipe {recipe!r}"
-                       + (f"; did you mean {hint[0]}?" if hint else "")
-                       + f" (recipes: {', '.join(RECIPES)})")
-    given = {"base": base, "cpt": cpt, "instruct": instruct, "lang": lang,
-             "model": models or None}
-    needed = _ROLES[recipe]
-    missing = [r for r in needed if not given[r]]
-    if missing:
-        raise BadInput(f"{recipe} needs " + ", ".join(f"--{r}" for r in needed)
-                       + f"; missing {', '.join('--' + r for r in missing)}")
-    extra = [r for r, v in given.items() if v and r not in needed]
-    if weights and recipe != "task-arithmetic":
-        extra.append("weight")
-    if tokenizer_from and recipe != "task-arithmetic":
-        extra.append("tokenizer-from")
-    if extra:
-        raise BadInput(f"{', '.join('--' + r for r in extra)} not used by {recipe} "
-                       f"(it takes {', '.join('--' + r for r in needed)})")
-    assert base is not None
-    if recipe == "diploma":
-        assert cpt is not None and instruct is not None
-        return lambda a: recipes.diploma(base, cpt, instruct, a)
-    if recipe == "language-vector":
-        assert lang is not None and instruct is not None
-        return lambda a: recipes.language_vector(base, lang, instruct, a)
-    recipes.task_arithmetic(base, models, weights, 1.0, tokenizer_from or "base")  # validate now
-    return lambda a: recipes.task_arithmetic(base, models, weights, a, tokenizer_from or "base")
 
 
 # options shared by both commands (typer needs them spelled out per command)
