@@ -9,11 +9,12 @@ and the single leaderboard build at the end are the same.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,7 +39,7 @@ class Executor(Protocol):
     name: str
 
     def run(self, units: Sequence[Unit], plan: GridPlan, reporter: Reporter
-            ) -> Iterator[UnitOutcome]: ...
+            ) -> Generator[UnitOutcome, None, None]: ...
 
     def cluster(self) -> dict[str, Any]: ...
 
@@ -52,7 +53,7 @@ class LocalExecutor:
         self.notify = notify
 
     def run(self, units: Sequence[Unit], plan: GridPlan, reporter: Reporter
-            ) -> Iterator[UnitOutcome]:
+            ) -> Generator[UnitOutcome, None, None]:
         for unit in units:
             reporter.started(unit)
             yield execute_unit(unit, plan, progress=_counting(unit.key, reporter),
@@ -158,8 +159,13 @@ def grid_manifest_path(plan: GridPlan) -> Path:
 
 
 def run_grid(plan: GridPlan, executor: Executor, *, show_progress: bool = True,
-             notify: Callable[[str], None] | None = None) -> GridResult:
-    """Run every unit of `plan` not finished before; boards are rebuilt once at the end."""
+             notify: Callable[[str], None] | None = None, fail_fast: bool = False
+             ) -> GridResult:
+    """Run every unit of `plan` not finished before; boards are rebuilt once at the end.
+
+    A failed unit does not stop the others unless `fail_fast` (then units not yet finished
+    are left out of the result).
+    """
     from evalkit.runner import check_writable
 
     t0 = time.perf_counter()
@@ -178,19 +184,23 @@ def run_grid(plan: GridPlan, executor: Executor, *, show_progress: bool = True,
     old = _read_json(path)
     cluster: dict[str, Any] = {}
     if todo:
-        with GridProgress(len(todo), disable=not show_progress) as display:
-            for outcome in executor.run(todo, plan, display):
+        with GridProgress(len(todo), disable=not show_progress) as display, \
+                contextlib.closing(executor.run(todo, plan, display)) as stream:
+            for outcome in stream:
                 unit = by_key[outcome.key]
                 if outcome.status == "done" and outcome.records is not None:
                     absorb_records(plan, unit, outcome)
                 outcomes[outcome.key] = outcome
                 display.finished(outcome)
-                if outcome.status == "failed" and notify:
-                    notify(f"unit {unit.label} failed: {outcome.error}")
+                if outcome.status == "failed":
+                    if notify:
+                        notify(f"unit {unit.label} failed: {outcome.error}")
+                    if fail_fast:
+                        break
             cluster = executor.cluster()
         if notify and show_progress:
             notify(f"grid: {display.line()}")
-    ordered = [outcomes[u.key] for u in plan.units]
+    ordered = [outcomes[u.key] for u in plan.units if u.key in outcomes]
     summaries = [s for o in ordered for s in o.summaries]
     boards: list[Path] = []
     built = bool(old.get("boards_built")) and not todo
@@ -199,7 +209,7 @@ def run_grid(plan: GridPlan, executor: Executor, *, show_progress: bool = True,
 
         boards = update_for_run(out, summaries) or []
         built = True
-    doc = {"units": [_unit_doc(u, outcomes[u.key]) for u in plan.units],
+    doc = {"units": [_unit_doc(u, outcomes[u.key]) for u in plan.units if u.key in outcomes],
            "tasks": plan.tasks, "run_options": plan.run_options,
            "executor": executor.name if todo else old.get("executor"),
            "cluster": cluster or old.get("cluster", {}), "boards_built": built,

@@ -105,7 +105,7 @@ def plan_from_file(path: Path | str, opts: RunOptions, given: set[str],
         targets[target] = i
         new = merge_units(make, m.alphas, tasks, seeds, config, dtype=m.dtype,
                           allow_config_diff=m.allow_config_diff, keep=m.keep,
-                          merged_dir=merged_dir, where=where)
+                          merged_dir=merged_dir, where=f"{where}.")
         units += new
         if m.with_inputs:
             spec = make(m.alphas[0])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,7 @@ class RayExecutor:
         return {"num_cpus": 1, "num_gpus": n}
 
     def run(self, units: Sequence[Unit], plan: GridPlan, reporter: Any
-            ) -> Iterator[UnitOutcome]:
+            ) -> Generator[UnitOutcome, None, None]:
         ray = import_ray()
         self._init(ray)
         probe: Path | None = None
@@ -141,8 +141,8 @@ class RayExecutor:
             res = self.resources(plan, ray)
             self._cluster = self._describe(ray, res)
             tally = ray.remote(num_cpus=0)(Tally).remote()
-            task = ray.remote(run_unit_task).options(max_retries=self.max_retries,
-                                                     retry_exceptions=False, **res)
+            task = ray.remote(max_retries=self.max_retries, retry_exceptions=False,
+                              **res)(run_unit_task)
             pending: dict[Any, Unit] = {}
             for u in units:
                 ref = task.options(name=f"evalkit-grid {u.label}").remote(

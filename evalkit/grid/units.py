@@ -168,10 +168,11 @@ def model_units(entries: Sequence[tuple[str, list[str], bool]], tasks: list[list
 def merge_units(make_spec: Callable[[float], MergeSpec], alphas: Sequence[float],
                 tasks: list[list[str]], seeds: Sequence[int], run_options: dict[str, Any], *,
                 dtype: str = "auto", allow_config_diff: bool = False, keep: bool = False,
-                merged_dir: str | None = None, where: str = "merge") -> list[Unit]:
-    """One unit per (α, seed): merge, then evaluate the merged checkpoint."""
+                merged_dir: str | None = None, where: str = "--") -> list[Unit]:
+    """One unit per (α, seed): merge, then evaluate the merged checkpoint. Errors about an
+    input name it as `where` + role (``--cpt``)."""
     specs = [make_spec(a) for a in alphas]
-    hashes = {role: _resolve(name, f"{where}.{role}", run_options).hash
+    hashes = {role: _resolve(name, f"{where}{role}", run_options).hash
               for role, name in specs[0].inputs.items()}
     units: list[Unit] = []
     for spec in specs:

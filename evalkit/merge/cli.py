@@ -11,6 +11,8 @@ import typer
 
 from evalkit.cli_options import RunOptions, with_run_options
 from evalkit.errors import BadInput
+from evalkit.grid.cli import (CPUS_PER_UNIT, EXECUTOR, MAX_RETRIES, NO_SHARED_OUT, RAY_ADDRESS,
+                              make_executor)
 from evalkit.merge.roles import spec_factory
 
 _RECIPE_HELP = ("diploma: W_cpt + α·(W_instruct − W_base); language-vector: W_instruct + "
@@ -95,11 +97,15 @@ def sweep_cmd(
     with_inputs: bool = typer.Option(False, help="Also evaluate the input models."),
     select: Optional[str] = typer.Option(None, help="Metric to pick the best α by (mean over "
                                          "tasks), e.g. chrf++."),
+    executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS,
+    no_shared_out: bool = NO_SHARED_OUT, cpus_per_unit: float = CPUS_PER_UNIT,
+    max_retries: int = MAX_RETRIES,
     *,
     opts: RunOptions,
 ) -> None:
     """Merge at each α, evaluate each on the tasks (every `evalkit run` option applies),
-    update the leaderboard, clean up."""
+    update the leaderboard, clean up. Each α is a grid unit: finished ones are skipped on
+    rerun, and --executor ray spreads them over a cluster."""
     from evalkit.merge.recipes import parse_alphas
 
     make = spec_factory(recipe, base, cpt, instruct, lang, model, weight, tokenizer_from)
@@ -108,13 +114,12 @@ def sweep_cmd(
     run_opts = opts.run_config()
     out = run_opts.pop("out")
     from evalkit.merge.sweep import run_sweep, select_best
-    from evalkit.progress import Progress
 
-    with Progress(disable=opts.as_json) as bar:
-        points = run_sweep(make, alphas, names, out, keep=keep, with_inputs=with_inputs,
-                           merged_dir=merged_dir, dtype=merge_dtype,
-                           allow_config_diff=allow_config_diff, run_options=run_opts,
-                           progress=bar.update)
+    ex = make_executor(executor, ray_address, no_shared_out, cpus_per_unit, max_retries)
+    points = run_sweep(make, alphas, names, out, keep=keep, with_inputs=with_inputs,
+                       merged_dir=merged_dir, dtype=merge_dtype,
+                       allow_config_diff=allow_config_diff, run_options=run_opts,
+                       executor=ex, show_progress=not opts.as_json)
     best = select_best(points, select) if select else None
     if opts.as_json:
         typer.echo(json.dumps({"points": [p.__dict__ for p in points],
