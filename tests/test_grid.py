@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from evalkit.grid.local_cluster import ENV as RAY_ENV
 from evalkit.records import SampleRecord, read_lines, read_summaries
 
 pytest.importorskip("transformers")
 
 TASKS = ["flores:eng_Latn-nob_Latn", "scala:nob"]
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def _evalkit(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -71,71 +70,17 @@ adapters = {{ a = "{p}m1-a0", b = "{p}m1-a1" }}
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _group_pids(pgid: int) -> list[int]:
-    pids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if os.getpgid(int(d.name)) == pgid:
-                    pids.append(int(d.name))
-            except (ProcessLookupError, PermissionError):
-                continue
-    return pids
-
-
-def _stop_group(pgid: int) -> None:
-    """End every process of one node we started (SIGTERM leaves gcs_server behind: SIGKILL)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _group_pids(pgid):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 5
-        while _group_pids(pgid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def ray_cluster() -> Iterator[str]:
     """A head node and a second worker node, 1 CPU each, as separate process groups; only
     these groups are stopped afterwards (never `ray stop`, which ends every Ray on the host)."""
     pytest.importorskip("ray")
-    ray_bin = Path(sys.executable).parent / "ray"
-    if not ray_bin.exists():
-        pytest.skip("the ray command is not installed beside this python")
-    temp = Path(f"/tmp/ekr-{os.getpid()}")  # short: Ray's socket paths have a length limit
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats",
-              f"--dashboard-agent-listen-port={_free_port()}",
-              f"--metrics-export-port={_free_port()}"]
-    head = [str(ray_bin), "start", "--head", f"--port={port}", f"--temp-dir={temp}",
-            "--include-dashboard=false", f"--ray-client-server-port={_free_port()}", *common]
-    worker = [str(ray_bin), "start", f"--address={address}", *common]
-    groups: list[int] = []
-    env = {**os.environ, **RAY_ENV}
-    try:
-        for cmd in (head, worker):
-            proc = subprocess.Popen(cmd, env=env, start_new_session=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            groups.append(proc.pid)
-            log, _ = proc.communicate(timeout=240)
-            if proc.returncode != 0:
-                pytest.fail(f"ray start failed: {log[-2000:]}")
-        yield address
-    finally:
-        for g in reversed(groups):
-            _stop_group(g)
-        import shutil
+    from evalkit.grid.local_cluster import LocalCluster
 
-        shutil.rmtree(temp, ignore_errors=True)
+    if not (Path(sys.executable).parent / "ray").exists():
+        pytest.skip("the ray command is not installed beside this python")
+    with LocalCluster(cpus=[1, 1]) as cluster:
+        yield cluster.address
 
 
 # -- comparing two output folders --------------------------------------------------------------

@@ -33,7 +33,8 @@ STORE = Path("cache") / "generations.jsonl"
 
 def node_info() -> dict[str, Any]:
     """Where this process runs: host and pid, and on Ray the node, its IP and our resources."""
-    info: dict[str, Any] = {"hostname": socket.gethostname(), "pid": os.getpid()}
+    info: dict[str, Any] = {"hostname": socket.gethostname(), "pid": os.getpid(),
+                            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ctx = ray.get_runtime_context()
