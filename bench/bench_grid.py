@@ -18,7 +18,10 @@ scala:nob log-likelihoods), hf backend, chat template off. Each measurement is o
 Every process runs with OMP_NUM_THREADS=1 (single-thread torch; Ray keeps a set value), so
 ``ray2`` can at best halve the time on two free cores. The three modes are interleaved, the
 order rotating per pair; the report gives each ratio's median and range over the pairs and
-checks that every Ray run's metrics equal the local run's.
+checks that every Ray run's metrics equal the local run's. It also splits each run's wall time
+into the units' own seconds (from the grid manifest) and the rest (process and cluster
+start-up, dispatch, collecting results): the rest, minus the local run's, over the local run's
+wall time is Ray's overhead, which a loaded machine disturbs less than the wall ratio.
 """
 
 from __future__ import annotations
@@ -70,11 +73,20 @@ def run_once(grid: Path, out: Path, mode: str, args: argparse.Namespace, address
     if mode.endswith("attached"):
         cmd.append(address)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(f"{mode} failed ({proc.returncode}): {proc.stderr[-3000:]}")
     return wall
+
+
+def outside_units(out: Path, wall: float, parallel: bool) -> float:
+    """Seconds of the run spent outside any unit (start-up, cluster, dispatch, collection):
+    wall time minus the units' own seconds (their sum, or the longest when they ran at the
+    same time), read from the grid manifest."""
+    doc = json.loads(next((out / "grid").glob("grid-*.json")).read_text())
+    secs = [u["seconds"] for u in doc["units"]]
+    return wall - (max(secs) if parallel else sum(secs))
 
 
 def metrics(out: Path) -> dict[str, dict]:
@@ -97,6 +109,7 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     grid = build(root, args.hidden, args.layers)
     walls: dict[str, list[float]] = {m: [] for m in MODES}
+    outside: dict[str, list[float]] = {m: [] for m in MODES}
     same = True
     order = list(MODES)
     from evalkit.grid.local_cluster import LocalCluster
@@ -108,8 +121,10 @@ def main() -> None:
             for mode in order[k:] + order[:k]:
                 outs[mode] = root / f"out-{mode}"
                 walls[mode].append(run_once(grid, outs[mode], mode, args, c.address))
-                print(json.dumps({"pair": i, "mode": mode,
-                                  "wall_s": round(walls[mode][-1], 2)}), flush=True)
+                outside[mode].append(outside_units(outs[mode], walls[mode][-1],
+                                                   parallel=mode == "ray2"))
+                print(json.dumps({"pair": i, "mode": mode, "wall_s": round(walls[mode][-1], 2),
+                                  "outside_units_s": round(outside[mode][-1], 2)}), flush=True)
             ref = metrics(outs["local"])
             same &= bool(ref) and all(metrics(outs[m]) == ref for m in order if m != "local")
     ratios = {m: [r / l for r, l in zip(walls[m], walls["local"])] for m in order[1:]}
@@ -119,6 +134,13 @@ def main() -> None:
                          "load_avg_at_end": os.getloadavg()},
               "wall_s": {m: [round(w, 2) for w in v] for m, v in walls.items()},
               "median_wall_s": {m: round(statistics.median(v), 2) for m, v in walls.items()},
+              "median_outside_units_s": {m: round(statistics.median(v), 2)
+                                         for m, v in outside.items()},
+              # what Ray adds outside the units, as a share of the local run's wall time
+              "ray_overhead_share": {m: round(statistics.median(
+                  [(o - lo) / lw for o, lo, lw in zip(outside[m], outside["local"],
+                                                       walls["local"])]), 3)
+                  for m in order[1:]},
               "ratio_to_local": {m: {"median": round(statistics.median(v), 3),
                                      "min": round(min(v), 3), "max": round(max(v), 3)}
                                  for m, v in ratios.items()},

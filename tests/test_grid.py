@@ -27,7 +27,7 @@ TASKS = ["flores:eng_Latn-nob_Latn", "scala:nob"]
 
 def _evalkit(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "evalkit.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout,
+                          capture_output=True, text=True, timeout=timeout, check=False,
                           env={**os.environ, **RAY_ENV})
 
 
@@ -148,10 +148,10 @@ def test_help_imports_no_ray_or_torch() -> None:
     ("[[models]]\nmodel = 'm0'\n", "no tasks; set tasks"),
     ("tasks = ['flores:eng_Latn-nob_Latn']\n[[models]]\nmodel = 'nowhere/at/all'\n",
      "models[0]: model path nowhere/at/all does not exist"),
-    ("tasks = ['flores:eng_Latn-nob_Latn']\n[[merges]]\nrecipe = 'diploma'\nbase = 'm0'\n"
-     "instruct = 'm1'\nalphas = [0.5]\n", "merges[0]: diploma needs base, cpt, instruct"),
-    ("tasks = ['flores:eng_Latn-nob_Latn']\n[options]\npipeline_parallel_size = 2\n"
-     "[[models]]\nmodel = 'm0'\n", "use --backend vllm"),
+    (("tasks = ['flores:eng_Latn-nob_Latn']\n[[merges]]\nrecipe = 'diploma'\nbase = 'm0'\n"
+      "instruct = 'm1'\nalphas = [0.5]\n"), "merges[0]: diploma needs base, cpt, instruct"),
+    (("tasks = ['flores:eng_Latn-nob_Latn']\n[options]\npipeline_parallel_size = 2\n"
+      "[[models]]\nmodel = 'm0'\n"), "use --backend vllm"),
 ])
 def test_grid_file_mistakes_are_one_line_errors(family: Path, text: str, expected: str) -> None:
     path = family / "bad.toml"
@@ -165,12 +165,11 @@ def test_grid_file_mistakes_are_one_line_errors(family: Path, text: str, expecte
 def test_unit_keys_follow_content_not_paths(family: Path, tmp_path: Path) -> None:
     import shutil
 
-    from evalkit.cli_options import RunOptions, _SPECS
+    from evalkit.cli_options import _SPECS, RunOptions
     from evalkit.grid.plan import plan_from_file
 
     def opts(**kw: Any) -> RunOptions:
-        vals = {k: (v.default if hasattr(v, "default") else v) for k, (_, v) in _SPECS.items()}
-        return RunOptions(**{**vals, **kw})
+        return RunOptions(**{**{k: v.default for k, (_, v) in _SPECS.items()}, **kw})
 
     grid = write_grid(family, "keys.toml")
     a = plan_from_file(grid, opts(), set())
@@ -190,6 +189,34 @@ def test_unit_keys_follow_content_not_paths(family: Path, tmp_path: Path) -> Non
     relabel.write_text(grid.read_text().replace("a=m0-a0", "first=m0-a0"), encoding="utf-8")
     e = plan_from_file(relabel, opts(), set())
     assert e.units[0].key != a.units[0].key and e.units[1].key == a.units[1].key
+
+
+def test_multi_node_engine_options_reach_vllm_and_ray_resources(family: Path) -> None:
+    from evalkit.backends.base import BackendConfig
+    from evalkit.backends.vllm import engine_kwargs
+    from evalkit.cli_options import _SPECS, RunOptions
+    from evalkit.grid.plan import plan_from_file
+    from evalkit.grid.ray_exec import RayExecutor
+
+    vals = {k: v.default for k, (_, v) in _SPECS.items()}
+    grid = write_grid(family, "vllm.toml", 'backend = "vllm"\ntensor_parallel_size = 4\n'
+                      'pipeline_parallel_size = 2\n')
+    plan = plan_from_file(grid, RunOptions(**vals), set(),
+                          {"distributed_executor_backend": "ray"})
+    opts = plan.run_options["backend_options"]
+    assert opts["pipeline_parallel_size"] == 2 and opts["distributed_executor_backend"] == "ray"
+    kw = engine_kwargs(BackendConfig(model="m", **opts), cpu=False, model_path="m",
+                       lora_rank=None, n_adapters=0)
+    assert kw["tensor_parallel_size"] == 4 and kw["pipeline_parallel_size"] == 2
+    assert kw["distributed_executor_backend"] == "ray"
+    assert "pipeline_parallel_size" not in engine_kwargs(
+        BackendConfig(model="m"), cpu=False, model_path="m", lora_rank=None, n_adapters=0)
+    ex = RayExecutor()
+    # vLLM's Ray executor places the engine itself; otherwise the unit holds its GPUs
+    assert ex.resources(plan, cluster_gpus=16) == {"num_cpus": 1, "num_gpus": 0}
+    opts.pop("distributed_executor_backend")
+    assert ex.resources(plan, cluster_gpus=16) == {"num_cpus": 1, "num_gpus": 8}
+    assert ex.resources(plan, cluster_gpus=0) == {"num_cpus": 1.0, "num_gpus": 0}
 
 
 def test_ray_grid_matches_local_and_reruns_do_nothing(family: Path, ray_cluster: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -25,7 +25,7 @@ MAX_RETRIES = typer.Option(3, "--max-retries", help="Ray: reruns of a unit whose
                            "node died (it resumes from the stored generations).")
 
 
-def make_executor(executor: str, ray_address: Optional[str], no_shared_out: bool,
+def make_executor(executor: str, ray_address: str | None, no_shared_out: bool,
                   cpus_per_unit: float, max_retries: int, notify: Any = None) -> Any:
     """The executor named on the command line."""
     if executor == "local":
@@ -89,12 +89,12 @@ def grid_cmd(
     ctx: typer.Context,
     grid_file: Path = typer.Argument(..., help="The grid (TOML): [[models]] with adapters, "
                                      "[[merges]] with alphas, tasks/suites, seeds, [options]."),
-    executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS,
+    executor: str = EXECUTOR, ray_address: str | None = RAY_ADDRESS,
     no_shared_out: bool = NO_SHARED_OUT, cpus_per_unit: float = CPUS_PER_UNIT,
     max_retries: int = MAX_RETRIES,
-    pipeline_parallel_size: Optional[int] = typer.Option(
+    pipeline_parallel_size: int | None = typer.Option(
         None, help="vLLM pipeline parallelism (stages may sit on different nodes)."),
-    distributed_executor_backend: Optional[str] = typer.Option(
+    distributed_executor_backend: str | None = typer.Option(
         None, help="vLLM's executor: ray (engine across nodes) or mp (one node)."),
     *,
     opts: RunOptions,

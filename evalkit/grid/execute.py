@@ -82,7 +82,7 @@ class GridProgress:
 
     def __init__(self, total: int, disable: bool = False) -> None:
         self.total, self.disable = total, disable
-        self.done = self.failed = 0
+        self.done = self.failed = self.samples = 0
         self.running: set[str] = set()
         self.counts: dict[str, int] = {}
         self.t0 = time.perf_counter()
@@ -91,8 +91,13 @@ class GridProgress:
 
     def __enter__(self) -> GridProgress:
         if not self.disable and self.total:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-            from rich.progress import TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn())
@@ -116,15 +121,18 @@ class GridProgress:
         self.running.discard(outcome.key)
         self.done += 1
         self.failed += outcome.status == "failed"
+        self.samples += outcome.n_samples
         self._show()
 
     def line(self) -> str:
-        """``units 3/8 · 2 running · 1 failed · 412 generations, 21.3/s``."""
+        """``units 3/8 · 2 running · 1 failed · 412 generations (21.3/s) · 120 samples
+        (6.2/s)``: samples count once their unit is scored and written."""
         n = sum(self.counts.values())
-        rate = n / max(time.perf_counter() - self.t0, 1e-9)
+        dt = max(time.perf_counter() - self.t0, 1e-9)
         return (f"units {self.done}/{self.total} · {len(self.running)} running"
                 + (f" · {self.failed} failed" if self.failed else "")
-                + f" · {n} generations, {rate:.1f}/s")
+                + f" · {n} generations ({n / dt:.1f}/s) · {self.samples} samples "
+                f"({self.samples / dt:.1f}/s)")
 
     def _show(self) -> None:
         if self._bar is not None:

@@ -110,7 +110,7 @@ def plan_from_file(path: Path | str, opts: RunOptions, given: set[str],
         if m.with_inputs:
             spec = make(m.alphas[0])
             units += model_units([(n, [], True) for n in dict.fromkeys(spec.inputs.values())],
-                                 tasks, seeds, config, where=lambda j: f"{where} input",
+                                 tasks, seeds, config, where=lambda j, w=where: f"{w} input",
                                  skip_same_weights=True)
     unique: dict[str, Unit] = {}
     for u in units:  # the same work named twice (a merge input also listed) runs once

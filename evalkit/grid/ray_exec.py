@@ -16,6 +16,7 @@ environment variables to the workers.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import uuid
@@ -81,6 +82,14 @@ def import_ray() -> Any:
     return ray
 
 
+def absolute(plan: GridPlan) -> GridPlan:
+    """`plan` with ``--out`` and ``--data-dir`` as absolute paths (workers have another cwd)."""
+    opts = dict(plan.run_options)
+    if opts.get("data_dir") is not None:
+        opts["data_dir"] = Path(opts["data_dir"]).resolve()
+    return dataclasses.replace(plan, out=Path(plan.out).resolve(), run_options=opts)
+
+
 class RayExecutor:
     """Runs units as Ray tasks (see the module docstring)."""
 
@@ -102,8 +111,8 @@ class RayExecutor:
 
     def _init(self, ray: Any) -> None:
         env = {k: v for k, v in os.environ.items() if k.startswith(_PASSED_ENV)}
-        kw: dict[str, Any] = dict(runtime_env={"env_vars": env}, include_dashboard=False,
-                                  log_to_driver=True, configure_logging=False)
+        kw: dict[str, Any] = {"runtime_env": {"env_vars": env}, "include_dashboard": False,
+                              "log_to_driver": True, "configure_logging": False}
         if self.address:
             try:
                 ray.init(address=self.address, **kw)
@@ -114,11 +123,10 @@ class RayExecutor:
         else:  # a fresh single-node cluster (never an old one left in /tmp/ray)
             ray.init(address="local", num_cpus=self.local_cpus, **kw)
 
-    def resources(self, plan: GridPlan, ray: Any) -> dict[str, float]:
-        """Ray resources one unit declares."""
+    def resources(self, plan: GridPlan, cluster_gpus: float) -> dict[str, float]:
+        """Ray resources one unit declares on a cluster with `cluster_gpus` GPUs."""
         opts = plan.run_options.get("backend_options", {})
-        gpus = ray.cluster_resources().get("GPU", 0) > 0 and opts.get("device") != "cpu"
-        if not gpus:
+        if not cluster_gpus or opts.get("device") == "cpu":
             return {"num_cpus": self.cpus_per_unit, "num_gpus": 0}
         if opts.get("distributed_executor_backend") == "ray":
             # vLLM reserves the engine's GPUs itself (a placement group across nodes)
@@ -130,6 +138,7 @@ class RayExecutor:
     def run(self, units: Sequence[Unit], plan: GridPlan, reporter: Any
             ) -> Generator[UnitOutcome, None, None]:
         ray = import_ray()
+        plan = absolute(plan)
         self._init(ray)
         probe: Path | None = None
         try:
@@ -138,7 +147,7 @@ class RayExecutor:
                 probe = Path(plan.out).resolve() / "grid" / f".probe-{token}"
                 probe.parent.mkdir(parents=True, exist_ok=True)
                 probe.write_text(token, encoding="utf-8")
-            res = self.resources(plan, ray)
+            res = self.resources(plan, ray.cluster_resources().get("GPU", 0))
             self._cluster = self._describe(ray, res)
             tally = ray.remote(num_cpus=0)(Tally).remote()
             task = ray.remote(max_retries=self.max_retries, retry_exceptions=False,

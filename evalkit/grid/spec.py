@@ -33,7 +33,7 @@ import dataclasses
 import difflib
 import typing
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -54,7 +54,7 @@ class ModelEntry(_Strict):
     """One base model and the adapters evaluated with it in one engine."""
 
     model: str
-    adapters: Union[list[str], dict[str, str]] = []
+    adapters: list[str] | dict[str, str] = []
     base: bool = True
 
     def adapter_specs(self) -> list[str]:
@@ -69,16 +69,16 @@ class MergeEntry(_Strict):
 
     recipe: str
     alphas: list[float]
-    base: Optional[str] = None
-    cpt: Optional[str] = None
-    instruct: Optional[str] = None
-    lang: Optional[str] = None
+    base: str | None = None
+    cpt: str | None = None
+    instruct: str | None = None
+    lang: str | None = None
     models: list[str] = []
     weights: list[float] = []
-    tokenizer_from: Optional[str] = None
+    tokenizer_from: str | None = None
     dtype: str = "auto"
     allow_config_diff: bool = False
-    merged_dir: Optional[str] = None
+    merged_dir: str | None = None
     keep: bool = False
     with_inputs: bool = False
 
@@ -94,14 +94,14 @@ def _options_model() -> type[BaseModel]:
             continue
         ann: Any = hints[f.name]
         if f.name == "batch_size":
-            ann = Union[int, str]
+            ann = int | str
         elif f.name == "option":
-            ann = Union[list[str], dict[str, Any]]
+            ann = list[str] | dict[str, Any]
         elif f.name in ("out", "data_dir"):
             ann = str
-        fields[f.name] = (Optional[ann], None)
-    fields["pipeline_parallel_size"] = (Optional[int], None)
-    fields["distributed_executor_backend"] = (Optional[Literal["ray", "mp"]], None)
+        fields[f.name] = (ann | None, None)
+    fields["pipeline_parallel_size"] = (int | None, None)
+    fields["distributed_executor_backend"] = (Literal["ray", "mp"] | None, None)
     return create_model("GridOptions", __config__=ConfigDict(extra="forbid"), **fields)
 
 
@@ -113,7 +113,7 @@ class GridFile(_Strict):
 
     tasks: list[str] = []
     suites: list[str] = []
-    seeds: Optional[list[int]] = None
+    seeds: list[int] | None = None
     options: GridOptions = GridOptions()  # type: ignore[valid-type]
     models: list[ModelEntry] = []
     merges: list[MergeEntry] = []
