@@ -91,16 +91,13 @@ class GridProgress:
 
     def __enter__(self) -> GridProgress:
         if not self.disable and self.total:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn)
 
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn())
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=Console(stderr=True))
             self._bar.__enter__()
             self._task = self._bar.add_task("grid", total=self.total)
         return self
