@@ -87,8 +87,9 @@ def report(result: Any, as_json: bool) -> None:
 @with_run_options
 def grid_cmd(
     ctx: typer.Context,
-    grid_file: Path = typer.Argument(..., help="The grid (TOML): [[models]] with adapters, "
-                                     "[[merges]] with alphas, tasks/suites, seeds, [options]."),
+    grid_file: Path = typer.Argument(..., help="The grid (TOML): models with their adapters, "
+                                     "merges with their alphas, tasks or suites, seeds, "
+                                     "options (docs/grid.md)."),
     executor: str = EXECUTOR, ray_address: str | None = RAY_ADDRESS,
     no_shared_out: bool = NO_SHARED_OUT, cpus_per_unit: float = CPUS_PER_UNIT,
     max_retries: int = MAX_RETRIES,
@@ -100,8 +101,8 @@ def grid_cmd(
     opts: RunOptions,
 ) -> None:
     """Evaluate a grid of base models × adapters/merges × tasks × seeds; finished units are
-    skipped on rerun (every `evalkit run` option applies; the file's [options] fill in the
-    ones not given here)."""
+    skipped on rerun (every `evalkit run` option applies; the file's options table fills in
+    the ones not given here)."""
     from evalkit.grid.execute import run_grid
     from evalkit.grid.plan import plan_from_file
 
