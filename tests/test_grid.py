@@ -25,10 +25,10 @@ pytest.importorskip("transformers")
 TASKS = ["flores:eng_Latn-nob_Latn", "scala:nob"]
 
 
-def _evalkit(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+def _evalkit(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "evalkit.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, check=False,
-                          env={**os.environ, **RAY_ENV})
+                          capture_output=True, text=True, timeout=900, check=False,
+                          env={**os.environ, **RAY_ENV}, cwd=cwd)
 
 
 # -- fixtures: a family of tiny models, grid files, a two-node Ray cluster ----------------------
@@ -225,8 +225,9 @@ def test_ray_grid_matches_local_and_reruns_do_nothing(family: Path, ray_cluster:
     local, ray = tmp_path / "local", tmp_path / "ray"
     proc = _evalkit("grid", grid, "--out", local, "--executor", "local")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = _evalkit("grid", grid, "--out", ray, "--executor", "ray", "--ray-address",
-                    ray_cluster)
+    # a relative --out: the workers' own folder is elsewhere
+    proc = _evalkit("grid", grid, "--out", "ray", "--executor", "ray", "--ray-address",
+                    ray_cluster, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 run, 0 already done, 0 failed" in proc.stdout
     want, got = snapshot(local), snapshot(ray)

@@ -45,8 +45,11 @@ class Tally:
 
 
 def run_unit_task(unit: Unit, plan: GridPlan, probe: str | None, token: str,
-                  tally: Any) -> UnitOutcome:
-    """The body of a unit's Ray task (module level, so workers import it by name)."""
+                  tally: Any, cwd: str) -> UnitOutcome:
+    """The body of a unit's Ray task (module level, so workers import it by name). It works
+    in the driver's folder when this node has it, so relative model paths mean the same."""
+    if Path(cwd).is_dir():
+        os.chdir(cwd)
     shared = False
     if probe is not None:
         try:
@@ -155,7 +158,7 @@ class RayExecutor:
             pending: dict[Any, Unit] = {}
             for u in units:
                 ref = task.options(name=f"evalkit-grid {u.label}").remote(
-                    u, plan, str(probe) if probe else None, token, tally)
+                    u, plan, str(probe) if probe else None, token, tally, os.getcwd())
                 pending[ref] = u
             by_key = {u.key: u for u in units}
             while pending:
