@@ -45,9 +45,12 @@ class Tally:
 
 
 def run_unit_task(unit: Unit, plan: GridPlan, probe: str | None, token: str,
-                  tally: Any, cwd: str) -> UnitOutcome:
-    """The body of a unit's Ray task (module level, so workers import it by name). It works
-    in the driver's folder when this node has it, so relative model paths mean the same."""
+                  tally: Any, cwd: str, env: dict[str, str]) -> UnitOutcome:
+    """The body of a unit's Ray task (module level, so workers import it by name). It takes
+    the driver's evalkit variables (set here, not as a Ray runtime environment, which costs
+    every job seconds of set-up) and works in the driver's folder when this node has it, so
+    relative model paths mean the same."""
+    os.environ.update(env)
     if Path(cwd).is_dir():
         os.chdir(cwd)
     shared = False
@@ -113,9 +116,8 @@ class RayExecutor:
         self._cluster: dict[str, Any] = {}
 
     def _init(self, ray: Any) -> None:
-        env = {k: v for k, v in os.environ.items() if k.startswith(_PASSED_ENV)}
-        kw: dict[str, Any] = {"runtime_env": {"env_vars": env}, "include_dashboard": False,
-                              "log_to_driver": True, "configure_logging": False}
+        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
+                              "configure_logging": False}
         if self.address:
             try:
                 ray.init(address=self.address, **kw)
@@ -155,10 +157,11 @@ class RayExecutor:
             tally = ray.remote(num_cpus=0)(Tally).remote()
             task = ray.remote(max_retries=self.max_retries, retry_exceptions=False,
                               **res)(run_unit_task)
+            env = {k: v for k, v in os.environ.items() if k.startswith(_PASSED_ENV)}
             pending: dict[Any, Unit] = {}
             for u in units:
                 ref = task.options(name=f"evalkit-grid {u.label}").remote(
-                    u, plan, str(probe) if probe else None, token, tally, os.getcwd())
+                    u, plan, str(probe) if probe else None, token, tally, os.getcwd(), env)
                 pending[ref] = u
             by_key = {u.key: u for u in units}
             while pending:
