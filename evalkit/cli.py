@@ -28,6 +28,7 @@ _PLUGINS = [
     "evalkit.leaderboard.cli",
     "evalkit.merge.cli",
     "evalkit.dpo.cli",
+    "evalkit.grid.cli",
 ]
 
 

@@ -1,5 +1,6 @@
 """`evalkit sweep` end to end: three α merged, evaluated on FLORES with the hf backend, a
-leaderboard built from the records, merged weights removed afterwards."""
+leaderboard built from the records, merged weights removed afterwards; each α is a grid unit,
+so rerunning the sweep does no work."""
 
 from __future__ import annotations
 
@@ -58,3 +59,16 @@ def test_sweep_three_alphas_builds_leaderboard(fam: dict[str, Path], tmp_path: P
     assert {r["label"].removesuffix(" (--limit 2)") for r in board["rows"]} >= set(labels)
     assert all("(--limit 2)" in r["label"] for r in board["rows"])
     assert (boards[0].parent / "board.md").is_file()
+    # each α was a grid unit: a rerun skips them all (no merge, no generation, no summary)
+    store = out / "cache" / "generations.jsonl"
+    before = (store.read_bytes(), {d.name: (d / "summary.jsonl").read_bytes()
+                                   for d in variant_dirs})
+    assert len(list((out / "grid" / "units").glob("*.json"))) == 3
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (store.read_bytes(), {d.name: (d / "summary.jsonl").read_bytes()
+                                 for d in variant_dirs}) == before
+    assert not (out / "merged").exists() or not any((out / "merged").iterdir())
+    rerun = json.loads((out / "sweeps" / "diploma.json").read_text())
+    assert [(p["label"], p["metrics"], p["merge"]) for p in rerun["points"]] == [
+        (p["label"], p["metrics"], p["merge"]) for p in report["points"]]

@@ -36,6 +36,9 @@ class BackendConfig(BaseModel):
     enforce_eager: bool = False
     enable_prefix_caching: bool = True
     max_lora_rank: int | None = Field(None, ge=1)  # None = read from the adapters' configs
+    # vLLM across nodes: pipeline stages and vLLM's own Ray executor (`evalkit grid`)
+    pipeline_parallel_size: int = Field(1, ge=1)
+    distributed_executor_backend: Literal["ray", "mp"] | None = None
 
     @field_validator("device")
     @classmethod

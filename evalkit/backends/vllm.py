@@ -112,6 +112,10 @@ def engine_kwargs(config: BackendConfig, *, cpu: bool, model_path: str,
     }
     if config.max_model_len is not None:
         kw["max_model_len"] = config.max_model_len
+    if config.pipeline_parallel_size != 1:
+        kw["pipeline_parallel_size"] = config.pipeline_parallel_size
+    if config.distributed_executor_backend is not None:
+        kw["distributed_executor_backend"] = config.distributed_executor_backend
     if cpu:
         # Per-request seeds with chunked prefill intermittently kill the CPU engine
         # ("CPU Generator does not use offset", environment.md).

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from evalkit.cli_options import RunOptions, with_run_options
-
 from evalkit.errors import BadInput
-from evalkit.merge.recipes import RECIPES, MergeSpec
+from evalkit.grid.cli import (CPUS_PER_UNIT, EXECUTOR, MAX_RETRIES, NO_SHARED_OUT, RAY_ADDRESS,
+                              make_executor)
+from evalkit.merge.roles import spec_factory
 
 _RECIPE_HELP = ("diploma: W_cpt + α·(W_instruct − W_base); language-vector: W_instruct + "
                 "λ·(W_lang − W_base); task-arithmetic: W_base + Σ λ·w_i·(W_i − W_base).")
-_ROLES = {"diploma": ("base", "cpt", "instruct"), "language-vector": ("base", "lang", "instruct"),
-          "task-arithmetic": ("base", "model")}
 
 
 def parse_size(text: str) -> int:
@@ -30,45 +28,6 @@ def parse_size(text: str) -> int:
     base = 1024 if unit.endswith("I") else 1000
     power = " KMGT".index(unit[:1] or " ")
     return int(float(m.group(1)) * base**power)
-
-
-def spec_factory(recipe: str, base: Optional[str], cpt: Optional[str], instruct: Optional[str],
-                 lang: Optional[str], models: list[str], weights: list[float],
-                 tokenizer_from: Optional[str]) -> Callable[[float], MergeSpec]:
-    """Validate the role options for `recipe`; returns α → MergeSpec."""
-    from evalkit.merge import recipes
-
-    if recipe not in RECIPES:
-        import difflib
-
-        hint = difflib.get_close_matches(recipe, RECIPES, n=1, cutoff=0.4)
-        raise BadInput(f"unknown merge recipe {recipe!r}"
-                       + (f"; did you mean {hint[0]}?" if hint else "")
-                       + f" (recipes: {', '.join(RECIPES)})")
-    given = {"base": base, "cpt": cpt, "instruct": instruct, "lang": lang,
-             "model": models or None}
-    needed = _ROLES[recipe]
-    missing = [r for r in needed if not given[r]]
-    if missing:
-        raise BadInput(f"{recipe} needs " + ", ".join(f"--{r}" for r in needed)
-                       + f"; missing {', '.join('--' + r for r in missing)}")
-    extra = [r for r, v in given.items() if v and r not in needed]
-    if weights and recipe != "task-arithmetic":
-        extra.append("weight")
-    if tokenizer_from and recipe != "task-arithmetic":
-        extra.append("tokenizer-from")
-    if extra:
-        raise BadInput(f"{', '.join('--' + r for r in extra)} not used by {recipe} "
-                       f"(it takes {', '.join('--' + r for r in needed)})")
-    assert base is not None
-    if recipe == "diploma":
-        assert cpt is not None and instruct is not None
-        return lambda a: recipes.diploma(base, cpt, instruct, a)
-    if recipe == "language-vector":
-        assert lang is not None and instruct is not None
-        return lambda a: recipes.language_vector(base, lang, instruct, a)
-    recipes.task_arithmetic(base, models, weights, 1.0, tokenizer_from or "base")  # validate now
-    return lambda a: recipes.task_arithmetic(base, models, weights, a, tokenizer_from or "base")
 
 
 # options shared by both commands (typer needs them spelled out per command)
@@ -138,11 +97,15 @@ def sweep_cmd(
     with_inputs: bool = typer.Option(False, help="Also evaluate the input models."),
     select: Optional[str] = typer.Option(None, help="Metric to pick the best α by (mean over "
                                          "tasks), e.g. chrf++."),
+    executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS,
+    no_shared_out: bool = NO_SHARED_OUT, cpus_per_unit: float = CPUS_PER_UNIT,
+    max_retries: int = MAX_RETRIES,
     *,
     opts: RunOptions,
 ) -> None:
     """Merge at each α, evaluate each on the tasks (every `evalkit run` option applies),
-    update the leaderboard, clean up."""
+    update the leaderboard, clean up. Each α is a grid unit: finished ones are skipped on
+    rerun, and --executor ray spreads them over a cluster."""
     from evalkit.merge.recipes import parse_alphas
 
     make = spec_factory(recipe, base, cpt, instruct, lang, model, weight, tokenizer_from)
@@ -151,13 +114,12 @@ def sweep_cmd(
     run_opts = opts.run_config()
     out = run_opts.pop("out")
     from evalkit.merge.sweep import run_sweep, select_best
-    from evalkit.progress import Progress
 
-    with Progress(disable=opts.as_json) as bar:
-        points = run_sweep(make, alphas, names, out, keep=keep, with_inputs=with_inputs,
-                           merged_dir=merged_dir, dtype=merge_dtype,
-                           allow_config_diff=allow_config_diff, run_options=run_opts,
-                           progress=bar.update)
+    ex = make_executor(executor, ray_address, no_shared_out, cpus_per_unit, max_retries)
+    points = run_sweep(make, alphas, names, out, keep=keep, with_inputs=with_inputs,
+                       merged_dir=merged_dir, dtype=merge_dtype,
+                       allow_config_diff=allow_config_diff, run_options=run_opts,
+                       executor=ex, show_progress=not opts.as_json)
     best = select_best(points, select) if select else None
     if opts.as_json:
         typer.echo(json.dumps({"points": [p.__dict__ for p in points],

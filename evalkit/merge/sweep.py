@@ -1,9 +1,10 @@
-"""α sweeps: merge each α, evaluate it through the runner, feed the leaderboard, clean up.
+"""α sweeps: a grid with a recipe. Each α is a grid unit (merge, then evaluate), run by the
+grid's executor (in this process, or as Ray tasks), so a sweep has the grid's records, unit
+manifests, skipping of finished points on rerun and single leaderboard build.
 
-Each merged checkpoint is an ordinary model directory, so evaluation is one `evalkit.runner.run`
-per point (which also rebuilds the leaderboards under ``out``) and the rows of the board are the
-merged directories' names (``diploma-a0.75``). The α-independent parts are shared: the run root,
-the generation cache (an identical re-merge has the same content hash, so a rerun costs no
+Each merged checkpoint is an ordinary model directory and the rows of the board are the merged
+directories' names (``diploma-a0.75``). The α-independent parts are shared: the run root, the
+generation cache (an identical re-merge has the same content hash, so a rerun costs no
 generation) and the optional evaluation of the input models themselves (``with_inputs``).
 
 Merged weights live in ``<merged_dir>/<recipe>-a<α>`` (default ``<out>/merged``) and are deleted
@@ -15,16 +16,13 @@ model's tokenizer (diploma, language-vector) are evaluated with the chat templat
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import BadInput
+from evalkit.errors import BadInput, EvalkitError
 from evalkit.merge.recipes import MergeSpec
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -37,15 +35,6 @@ class SweepPoint:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # task → metric → value
     merge_record: dict[str, Any] | None = None
     kept: bool = False
-
-
-def _same_merge(record: dict[str, Any] | None, spec: MergeSpec, dtype: str) -> bool:
-    if not record:
-        return False
-    want = {"recipe": spec.recipe, "alpha": spec.alpha, "dtype": dtype,
-            "deltas": [{"role": r, "weight": w} for r, w in spec.deltas]}
-    return all(record.get(k) == v for k, v in want.items()) and {
-        r: i.get("name") for r, i in record.get("inputs", {}).items()} == spec.inputs
 
 
 def _metrics(summaries: Sequence[Any]) -> dict[str, dict[str, Any]]:
@@ -73,15 +62,16 @@ def run_sweep(make_spec: Callable[[float], MergeSpec], alphas: Sequence[float],
               tasks: Sequence[str], out: Path, *, keep: bool = False,
               with_inputs: bool = False, merged_dir: Path | None = None, dtype: str = "auto",
               allow_config_diff: bool = False, run_options: dict[str, Any] | None = None,
-              progress: Progress | None = None) -> list[SweepPoint]:
-    """Merge and evaluate every α in order; returns one point per evaluated model.
+              executor: Any = None, show_progress: bool = False) -> list[SweepPoint]:
+    """Merge and evaluate every α (one grid unit each); returns one point per evaluated model.
 
     `run_options` are extra `RunConfig` fields (backend, limit, max_new_tokens, seed,
-    backend_options, task_options, ...). A failed merge (bad inputs) stops the sweep before
-    anything is evaluated: the first α is merged first, and every α shares the same inputs.
+    backend_options, task_options, ...); `executor` a grid executor (default: in this
+    process). A failed merge (bad inputs) stops the sweep: the inputs are resolved before
+    anything runs, and the first failed unit ends it.
     """
-    from evalkit.merge.engine import merge, read_record
-    from evalkit.runner import RunConfig, run
+    from evalkit.grid.execute import LocalExecutor, run_grid
+    from evalkit.grid.units import GridPlan, merge_units, model_units, task_versions
 
     if not alphas:
         raise BadInput("give at least one --alpha")
@@ -90,46 +80,32 @@ def run_sweep(make_spec: Callable[[float], MergeSpec], alphas: Sequence[float],
     for reserved in ("model", "tasks", "out", "adapters"):
         if reserved in opts:
             raise BadInput(f"run option {reserved!r} is set by the sweep itself")
-    mdir = Path(merged_dir) if merged_dir is not None else out / "merged"
+    seeds = [opts.pop("seed", 0)]
     specs = [make_spec(a) for a in alphas]
-    points: list[SweepPoint] = []
-    written: list[Any] = []
-    for spec in specs:
-        path = mdir / spec.name()
-        record = read_record(path)
-        if not _same_merge(record, spec, dtype):
-            record = merge(spec, path, dtype=dtype, force=path.exists(),
-                           allow_config_diff=allow_config_diff, progress=progress).record
-        popts = dict(opts)
-        if popts.get("chat_template", "auto") == "auto" and spec.tokenizer_from == "instruct":
-            # the merge carries the instruct model's template and is meant to follow
-            # instructions; the name heuristic of `auto` cannot know that for every recipe
-            popts["chat_template"] = "on"
-        try:
-            summaries = run(RunConfig(model=str(path.resolve()), tasks=list(tasks), out=out,
-                                      **popts), progress=progress)
-            written += summaries
-        finally:
-            if not keep:
-                shutil.rmtree(path, ignore_errors=True)
-        points.append(SweepPoint(spec.name(), spec.alpha, str(path.resolve()),
-                                 _metrics(summaries), record, kept=keep))
-    if with_inputs:
-        seen: set[str] = set()
-        for role, name in specs[0].inputs.items():
-            if name in seen:
-                continue
-            seen.add(name)
-            summaries = run(RunConfig(model=name, tasks=list(tasks), out=out, **opts),
-                            progress=progress)
-            written += summaries
-            points.append(SweepPoint(f"{role} ({Path(name).name or name})", None, name,
-                                     _metrics(summaries)))
+    tv = task_versions(tasks)
+    units = merge_units(make_spec, alphas, tv, seeds, opts, dtype=dtype,
+                        allow_config_diff=allow_config_diff, keep=keep,
+                        merged_dir=str(merged_dir) if merged_dir is not None else None)
+    roles: dict[str, str] = {}
+    for role, name in specs[0].inputs.items():
+        roles.setdefault(name, role)
+    inputs = model_units([(n, [], True) for n in roles], tv, seeds, opts,
+                         where=lambda i: f"--{list(roles.values())[i]}",
+                         skip_same_weights=True) if with_inputs else []
+    plan = GridPlan(units + inputs, list(tasks), out, opts,
+                    leaderboards=bool(opts.get("update_leaderboards", True)))
+    result = run_grid(plan, executor or LocalExecutor(), show_progress=show_progress,
+                      fail_fast=True)
+    if result.failed:
+        bad = result.failed[0]
+        raise EvalkitError(f"{result.labels.get(bad.key, 'sweep')}: {bad.error}")
+    done = {o.key: o for o in result.outcomes}
+    points = [SweepPoint(spec.name(), spec.alpha, done[u.key].model or "",
+                         _metrics(done[u.key].summaries), done[u.key].merge_record, kept=keep)
+              for spec, u in zip(specs, units)]
+    points += [SweepPoint(f"{roles[u.model]} ({Path(u.model).name or u.model})", None, u.model,
+                          _metrics(done[u.key].summaries)) for u in inputs]
     _write_report(out, specs[0], points)
-    if opts.get("update_leaderboards", True):
-        from evalkit.leaderboard import update_for_run
-
-        update_for_run(out, written)
     return points
 
 
