@@ -29,6 +29,9 @@ _PLUGINS = [
     "evalkit.leaderboard.cli",
     "evalkit.merge.cli",
     "evalkit.dpo.cli",
+    "evalkit.compare",
+    "evalkit.view",
+    "evalkit.export",
 ]
 
 

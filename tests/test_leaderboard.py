@@ -251,7 +251,7 @@ def test_paired_significance_equals_sacrebleu(close_runs: Path, tmp_path: Path, 
 
 
 def test_html_renders_and_sorts_in_chromium(two_runs: Path, tmp_path: Path) -> None:
-    from test_leaderboard_cdp import Chromium, chromium_binary
+    from cdp import Chromium, chromium_binary
 
     exe = chromium_binary()
     if exe is None:

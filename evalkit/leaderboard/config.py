@@ -189,3 +189,38 @@ def discover_configs(out: Path | None = None) -> list[tuple[Path, BoardConfig]]:
             cfg = load_config(f)
             found.setdefault(cfg.name, (f, cfg))
     return list(found.values())
+
+
+#: Per-sample keys of metrics that tasks store under another name (safety: ``gated_safe_rate``
+#: ← ``gated``; summ/rc: ``aps`` ← ``passed``, ``accuracy`` ← ``correct``). A candidate is used
+#: only when its per-sample mean reproduces the summary's value (`stats.per_sample` checks).
+KNOWN_SAMPLE_KEYS: dict[str, str] = {
+    "safe_rate": "safe", "gated_safe_rate": "gated", "lang_rate": "in_lang",
+    "if_rate": "follows", "gated_if_rate": "gated", "aps": "passed", "accuracy": "correct",
+    "target_lang_rate": "in_lang",
+}
+
+
+def sample_key_candidates(metric: str, declared: str | None = None) -> list[str]:
+    """Per-sample keys to try for `metric`, most specific first: a board's declared key,
+    the metric's own name, then `KNOWN_SAMPLE_KEYS`."""
+    out: list[str] = []
+    for k in (declared, metric, KNOWN_SAMPLE_KEYS.get(metric)):
+        if k and k not in out:
+            out.append(k)
+    return out
+
+
+def declared_sample_keys(task: str, out: Path | None = None) -> dict[str, str]:
+    """metric → per-sample key that any board config found declares for `task`."""
+    keys: dict[str, str] = {}
+    try:
+        configs = discover_configs(out)
+    except BadInput:
+        return keys
+    for _, cfg in configs:
+        for t in cfg.tasks:
+            if t.task == task:
+                for m, k in t.sample_keys.items():
+                    keys.setdefault(m, k)
+    return keys

@@ -16,6 +16,17 @@ from typing import Any
 
 from evalkit.leaderboard.board import Board, Cell, Column, fmt
 
+#: where `evalkit view` writes its pages, relative to a run root; boards link there
+VIEW_DIR = "view"
+
+
+def view_page_name(task: str) -> str:
+    """File name of a task's `evalkit view` page (the records' own file name, ``.html``)."""
+    from evalkit.records import task_file_name
+
+    return f"{task_file_name(task)}.html"
+
+
 MARK = {"better": "▲", "worse": "▼", "same": ""}
 LEGEND = ("▲/▼: significantly better/worse than the row's baseline (paired test, α = {alpha}); "
           "⚠: not comparable with the rest of the column (never tested or ranked).")
