@@ -172,9 +172,11 @@ class Chromium:
             self._dispatch(msg)
 
     def open(self, url: str) -> None:
-        """Navigate and wait for the load event."""
+        """Navigate and wait for the load event (a change of #fragment only: no wait)."""
         self._events.clear()
-        self.call("Page.navigate", url=url)
+        res = self.call("Page.navigate", url=url)
+        if "loaderId" not in res:  # same document, another #fragment: no load event comes
+            return
         deadline = time.time() + 60
         while not any(e.get("method") == "Page.loadEventFired" for e in self._events):
             if time.time() > deadline:

@@ -105,3 +105,72 @@ def variant_dirs(out: Path) -> dict[str, Path]:
             s = read_summaries(d)[0]
             found[s.adapter_label or "base"] = d
     return found
+
+
+def synthetic_run(out: Path, n: int, n_variants: int, seed: int = 0) -> Path:
+    """A FLORES-shaped run root of `n` samples × `n_variants` variants written as records
+    directly (random words and valid sacrebleu statistics): for size and speed tests."""
+    import datetime as dt
+
+    from evalkit.records import (SUMMARY_FILE, RunSummary, SampleRecord, samples_path,
+                                 write_text_atomic)
+    from evalkit.types import sha256_text
+
+    rnd = random.Random(seed)
+    letters = "abcdefghijklmnoprstuvxyz"
+    words = ["".join(rnd.choice(letters) for _ in range(rnd.randint(2, 9))) for _ in range(5000)]
+
+    def sentence(k: int) -> str:
+        return " ".join(rnd.choice(words) for _ in range(k))
+
+    ids = [f"devtest-{i:05d}" for i in range(n)]
+    prompts = [f"English sentence: {sentence(rnd.randint(8, 30))}\nBasque sentence:"
+               for _ in ids]
+    refs = [sentence(rnd.randint(8, 30)) for _ in ids]
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc).isoformat()
+    for v in range(n_variants):
+        slug = "synth" if v == 0 else f"synth+v{v}"
+        slug += f"-{v:010d}"
+        lines, langs = [], []
+        for sid, p, ref in zip(ids, prompts, refs):
+            hyp = sentence(rnd.randint(5, 30))
+            h, r = len(hyp), len(ref)
+            chrf = []
+            for o in range(6):
+                hh, rr = max(0, h - o), max(0, r - o)
+                chrf += [hh, rr, rnd.randint(0, min(hh, rr))]
+            wl = len(hyp.split())
+            word = []
+            for o in range(2):
+                hh, rr = max(0, wl - o), max(0, len(ref.split()) - o)
+                word += [hh, rr, rnd.randint(0, min(hh, rr))]
+            tot = [max(0, wl - o) for o in range(4)]
+            bleu = [wl, len(ref.split())] + [rnd.randint(0, t) for t in tot] + tot
+            lang = "eus_Latn" if rnd.random() < 0.8 else "eng_Latn"
+            langs.append(lang)
+            rec = SampleRecord(run_id=f"{slug}@x", task=FLORES, task_version="1", sample_id=sid,
+                               model="synth", model_hash="0" * 64,
+                               adapter=None if v == 0 else f"v{v}",
+                               adapter_hash=None if v == 0 else str(v) * 64,
+                               adapter_label=None if v == 0 else f"v{v}", prompts=[p],
+                               prompt_sha256=sha256_text(p),
+                               outputs=[{"texts": [hyp], "n_tokens": [wl],
+                                         "finish_reasons": ["stop"]}], reference=ref,
+                               scores={"lang": lang, "empty": False, "bleu_stats": bleu,
+                                       "chrf_stats": chrf, "chrf++_stats": chrf + word})
+            lines.append(rec.model_dump_json())
+        d = out / slug
+        write_text_atomic(samples_path(d, FLORES), "".join(x + "\n" for x in lines))
+        rate = sum(x == "eus_Latn" for x in langs) / n
+        summary = RunSummary(
+            run_id=f"{slug}@x", created_at=now, task=FLORES, task_version="1",
+            language="eus_Latn", model="synth", model_hash="0" * 64,
+            adapter=None if v == 0 else f"v{v}", adapter_hash=None if v == 0 else str(v) * 64,
+            adapter_label=None if v == 0 else f"v{v}", backend="scripted",
+            metrics={"chrf++": {"value": 40.0, "n": n, "higher_is_better": True},
+                     "target_lang_rate": {"value": rate, "n": n, "higher_is_better": True},
+                     "empty_rate": {"value": 0.0, "n": n, "higher_is_better": False}},
+            n_samples=n, sample_ids_sha256=sha256_text("\n".join(sorted(ids))),
+            chat_template={"chat_applied": False}, seed=0, data_hashes={}, versions={})
+        write_text_atomic(d / SUMMARY_FILE, summary.model_dump_json() + "\n")
+    return out

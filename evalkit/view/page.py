@@ -22,7 +22,8 @@ h1{font-size:1.4em;margin:.2em 0}h1 small{font-weight:400;color:#666;font-size:.
 table.summary,table.index{border-collapse:collapse;margin:.5em 0 1em;font-size:13px}
 .summary th,.summary td,.index th,.index td{border:1px solid #ddd;padding:3px 7px;
 text-align:right;vertical-align:top}
-.summary th:first-child,.summary td:first-child,.index th{text-align:left}
+.summary th:first-child,.summary td:first-child,.summary th:last-child,.summary td:last-child,
+.index th{text-align:left}
 .index td .n{display:block;color:#777;font-size:85%}
 .controls{position:sticky;top:0;z-index:2;background:#f6f7f9;border:1px solid #dde;
 border-radius:6px;padding:.5em .7em;display:flex;flex-wrap:wrap;gap:.4em 1.1em;
@@ -310,7 +311,7 @@ function setup(){
     tr.appendChild(el('td', null, v.chat === true ? 'yes' : v.chat === false ? 'no' : '?'));
     tr.appendChild(el('td', null, v.n + (v.limit !== null && v.limit !== undefined ? ' (--limit ' + v.limit + ')' : '')));
     var txt = v.summary.slice(0, 6).map(function(m){ return m.label + ' ' + fmt(m.value); }).join(' \u00b7 ');
-    var td = el('td', null, txt); td.style.textAlign = 'left'; tr.appendChild(td);
+    tr.appendChild(el('td', null, txt));
     tb.appendChild(tr);
   });
 }
@@ -349,7 +350,7 @@ def render_task_page(doc: dict[str, Any]) -> str:
         "<div class=\"controls\">",
         "<label>A <select id=\"va\"></select></label>",
         "<label>vs B <select id=\"vb\"></select></label>",
-        "<span id=\"extra\" title=\"also show\"></span>",
+        "<span>also show: <span id=\"extra\"></span></span>",
         "<label>metric <select id=\"metric\"></select></label>",
         "<label>sort <select id=\"sort\"><option value=\"id\">record order</option>"
         "<option value=\"d-desc\">Δ (B − A) high → low</option>"
