@@ -202,7 +202,7 @@ def compare_dirs(a_dir: Path, b_dir: Path, tasks: Sequence[str] | None = None, *
     from evalkit.leaderboard.collect import comparability_key, describe_difference
     from evalkit.leaderboard.config import declared_sample_keys
     from evalkit.records import read_sample_records, read_summaries
-    from evalkit.view.values import sample_values
+    from evalkit.leaderboard.values import sample_values
 
     if test not in ("bs", "ar"):
         raise BadInput(f"--test must be bs or ar, not {test!r}")
@@ -265,7 +265,8 @@ def compare_dirs(a_dir: Path, b_dir: Path, tasks: Sequence[str] | None = None, *
             vb_s, why_b = sample_values(metric, B, records(b_dir, "b"), declared.get(metric))
             if va_s is None or vb_s is None or va_s.kind != vb_s.kind:
                 rows.append(MetricRow(**base, delta=delta,
-                                      test=f"not tested: {why or why_b or 'values differ in kind'}"))
+                                      test="not tested: "
+                                      + (why or why_b or "values differ in kind")))
                 continue
             if va_s.ids != vb_s.ids:
                 rows.append(MetricRow(**base, delta=delta, test="not tested: different samples"))
@@ -405,7 +406,8 @@ def print_run_comparison(summaries: Sequence[Any], out: Path, fmt: str = "table"
 # ---------------------------------------------------------------------------------------------
 
 def compare(
-    a: Path = typer.Argument(..., help="Reference variant directory (A), e.g. runs/<model>-<hash>."),
+    a: Path = typer.Argument(..., help="Reference variant directory (A), e.g. "
+                             "runs/<model>-<hash>."),
     b: Path = typer.Argument(..., help="Variant directory to compare with A (B)."),
     task: list[str] = typer.Option([], "--task", "-t", help="Only this task (repeatable)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | markdown | json."),

@@ -7,6 +7,7 @@ A board is a TOML file (``leaderboards/<name>.toml``)::
                                # or a label / variant-directory name / substring of one row
     test = "bs"                # paired test vs the baseline: "bs" (paired bootstrap) | "ar"
     alpha = 0.05
+    correction = "holm"        # "holm": each row's tests vs its baseline are Holm-corrected
 
     [[tasks]]
     task = "flores:eng_Latn-eus_Latn:devtest"
@@ -16,6 +17,7 @@ A board is a TOML file (``leaderboards/<name>.toml``)::
                                            # breakdowns (names with "[" or "/")
     rank_metric = "chrf"       # metric that enters the rank score; default: the first one
     sample_keys = { gated_safe_rate = "gated" }  # per-sample key of a metric, if not its name
+    metric_labels = { chrf = "chrF2" }           # column headings (default: readable names)
 
 Only run records are read; a config never names models: every variant directory under the run
 roots that has one of the board's tasks becomes a row.
@@ -44,6 +46,8 @@ class TaskColumn(BaseModel):
     #: metric -> per-sample score key, where a task stores a metric's per-sample values under
     #: another name (safety: gated_safe_rate <- "gated"); default: the metric's own name
     sample_keys: dict[str, str] = {}
+    #: metric -> column heading (default: `evalkit.leaderboard.board.metric_label`)
+    metric_labels: dict[str, str] = {}
 
 
 class BoardConfig(BaseModel):
@@ -62,6 +66,9 @@ class BoardConfig(BaseModel):
     #: equal `sacrebleu --paired-bs` on the same hypotheses
     test_seed: int = 12345
     alpha: float = Field(0.05, gt=0, lt=1)
+    #: multiple comparisons: "holm" adjusts each row's p-values over all of its tests against
+    #: its baseline on the board (family-wise error rate ≤ alpha per row); "none" does not
+    correction: Literal["holm", "none"] = "holm"
     #: bootstrap resamples behind the rank score's CI and the deltas' CIs when test = "ar"
     #: (with "bs" the test's own resamples serve, so each resampled score is computed once)
     resamples: int = Field(1000, ge=10)

@@ -8,10 +8,11 @@ output can close the element) and renders it with a small inline script through 
 nodes only: model outputs are shown, never interpreted.
 
 Per sample and variant the page gets: responses, per-sample metric values (every summary metric
-that `evalkit.view.values.sample_values` recovers, plus sentence-level BLEU/chrF from the stored
-sacrebleu statistics), a pass/fail verdict and the reasons the task recorded (IFEval instruction
-ids followed or not, oracle checks that failed, the judge's verdict and reason, the detected
-language), so a number on a board is one click from the evidence behind it.
+that `evalkit.leaderboard.values.sample_values` recovers, plus sentence-level BLEU/chrF from
+the stored sacrebleu statistics), a pass/fail verdict and the reasons the task recorded
+(IFEval instruction ids followed or not, oracle checks that failed, the judge's verdict and
+reason, the detected language), so a number on a board is one click from the evidence behind
+it.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def _metrics_of(task: str, rows: list[Any]) -> list[dict[str, Any]]:
     from evalkit.leaderboard.board import is_breakdown, metric_label
     from evalkit.leaderboard.config import declared_sample_keys
     from evalkit.mt_metrics import SPECS
-    from evalkit.view.values import sample_values
+    from evalkit.leaderboard.values import sample_values
 
     declared = declared_sample_keys(task)
     out: dict[str, dict[str, Any]] = {}
@@ -250,7 +251,8 @@ def task_doc(task: str, rows: list[Any]) -> dict[str, Any]:
             "key": r.key, "label": r.label, "chat": chat, "n": s.n_samples,
             "limit": s.limit, "created": s.created_at, "version": s.task_version,
             "summary": [{"id": k, "label": metric_label(k), "value": _finite(m.get("value")),
-                         "ci": [_finite(x) for x in m["ci"]] if m.get("ci") else None, "hib": bool(m.get("higher_is_better", True))}
+                         "ci": [_finite(x) for x in m["ci"]] if m.get("ci") else None,
+                         "hib": bool(m.get("higher_is_better", True))}
                         for k, m in s.metrics.items() if not is_breakdown(k)]})
         for rec in r.samples(task) or []:
             ent = samples.get(rec.sample_id)

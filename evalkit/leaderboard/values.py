@@ -1,5 +1,5 @@
-"""Per-sample values behind a summary metric, read from sample records (for `compare`, `view`
-and the exports).
+"""Per-sample values behind a summary metric, read from sample records (for the boards' paired
+tests, `evalkit compare`, `evalkit view` and the exports).
 
 A metric is paired-testable and viewable per sample when its value is recovered from the
 records: sacrebleu statistics (``<metric>_stats``), a stored per-sample key (the metric's own
