@@ -220,7 +220,8 @@ def _prompt_text(prompts: list[str]) -> str:
     return "\n".join(f"── request {i + 1} ──\n{p}" for i, p in enumerate(uniq))
 
 
-def _outputs(outs: list[dict[str, Any]]) -> list[str]:
+def output_texts(outs: list[dict[str, Any]]) -> list[str]:
+    """Every output of a record as text (log-likelihood outputs as ``log p = …``)."""
     texts: list[str] = []
     for o in outs:
         if "texts" in o:
@@ -230,9 +231,12 @@ def _outputs(outs: list[dict[str, Any]]) -> list[str]:
                          + (", greedy" if o.get("is_greedy") else ""))
         else:
             texts.append(json.dumps(o, ensure_ascii=False))
-    if len(texts) > 1 and len(set(texts)) == 1:
-        return texts[:1]
     return texts
+
+
+def _outputs(outs: list[dict[str, Any]]) -> list[str]:
+    texts = output_texts(outs)
+    return texts[:1] if len(texts) > 1 and len(set(texts)) == 1 else texts
 
 
 def task_doc(task: str, rows: list[Any]) -> dict[str, Any]:
