@@ -258,9 +258,11 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
                 if (col.task, n) not in weights:
                     # with the bootstrap test, its draws (sacrebleu's) are also the replicates
                     # behind CIs and the rank score: each resampled score is computed once
+                    # as floats once: every product with them would convert the counts anew
                     weights[(col.task, n)] = (
                         bootstrap_counts(n, cfg.n_test_samples, cfg.test_seed)
-                        if cfg.test == "bs" else resample_weights(n, cfg.resamples, cfg.seed))
+                        if cfg.test == "bs" else resample_weights(n, cfg.resamples, cfg.seed)
+                    ).astype(np.float64)
                 reps[k] = _replicates(ps, weights[(col.task, n)])
             else:  # unpaired fallback from the summary's SE / CI
                 seed = cfg.seed + zlib.crc32(f"{r.key}|{col.id}".encode())
