@@ -29,6 +29,9 @@ _PLUGINS = [
     "evalkit.merge.cli",
     "evalkit.dpo.cli",
     "evalkit.grid.cli",
+    "evalkit.compare",
+    "evalkit.view",
+    "evalkit.export",
 ]
 
 
@@ -44,6 +47,11 @@ def run(
     merge_adapter: bool = typer.Option(False, help="Merge the (single) adapter into the weights "
                                        "before evaluating."),
     base: bool = typer.Option(True, help="Also evaluate the base model when adapters are given."),
+    wandb_project: Optional[str] = typer.Option(None, "--wandb-project", help="Also log the "
+                                                "summaries, comparison, board and a samples "
+                                                "table to this Weights & Biases project "
+                                                "(pip install 'evalkit[wandb]'; WANDB_MODE="
+                                                "offline works without an account)."),
     *,
     opts: RunOptions,
 ) -> None:
@@ -60,13 +68,29 @@ def run(
         res = evaluate(model, names, adapter, leaderboards=opts.leaderboard,
                        progress=bar.update, notify=note, merge_adapter=merge_adapter,
                        include_base=base, **kwargs)
+    view_page = None
+    if opts.leaderboard:  # the boards' cells link into these pages
+        from evalkit.view.build import build_view
+
+        try:
+            view_page = build_view([res.out], res.out / "view")[0]
+        except (EvalkitError, OSError) as exc:
+            note(f"sample viewer not written: {exc} (rebuild with `evalkit view {res.out}`)")
+    if wandb_project:
+        from evalkit.export.wandb import log_run
+
+        where = log_run(res.summaries, res.out, wandb_project, res.board_files)
+        typer.echo(f"wandb: {where}", err=opts.as_json)
     if opts.as_json:
         for s in res.summaries:
             print(s.model_dump_json())
         return
+    from evalkit.compare import print_run_comparison
     from evalkit.report import print_table
 
-    print_table(res.summaries)
+    # base + adapters: each adapter compared with the base (Δ, CI, paired p, Holm)
+    if not print_run_comparison(res.summaries, res.out):
+        print_table(res.summaries)
     if "saga" in opts.suite:  # SAGA's seven-column layout, base vs adapters side by side
         from evalkit.saga_table import print_saga_table
 
@@ -75,6 +99,8 @@ def run(
         typer.echo(f"records: {d}/samples/*.jsonl, {d}/summary.jsonl")
     for page in res.board_files:
         typer.echo(f"leaderboard: {page}")
+    if view_page:
+        typer.echo(f"samples: {view_page}")
 
 
 @app.command("tasks")

@@ -102,7 +102,8 @@ def test_boards_regenerate_after_each_run(two_runs: Path) -> None:
     assert float(ad_row["rank_score"]) == 1.0 < float(base_row["rank_score"])
     assert rows[0]["baseline"] != ""  # sorted by rank score
     md = (board / "board.md").read_text(encoding="utf-8")
-    assert "▲" in md and "nrefs:1|case:mixed|eff:no|tok:13a" in md
+    assert "● better" in md and "Δ +" in md and "nrefs:1|case:mixed|eff:no|tok:13a" in md
+    assert float(ad_row[f"{col} p_holm"]) >= float(ad_row[f"{col} p"])
     doc = json.loads((board / "board.json").read_text(encoding="utf-8"))
     assert not doc["mismatches"]
 
@@ -250,42 +251,87 @@ def test_paired_significance_equals_sacrebleu(close_runs: Path, tmp_path: Path, 
 # ---------------------------------------------------------------- the page in a real browser
 
 
-def test_html_renders_and_sorts_in_chromium(two_runs: Path, tmp_path: Path) -> None:
-    from test_leaderboard_cdp import Chromium, chromium_binary
+def test_html_renders_sorts_and_links_in_chromium(two_runs: Path, tiny_model: Path,
+                                                  tmp_path: Path) -> None:
+    from cdp import Chromium, chromium_binary, save_artifact
+
+    from evalkit.view.build import build_view
 
     exe = chromium_binary()
     if exe is None:
         pytest.skip("chromium not installed (apt-get install -y chromium)")
-    page = two_runs / "leaderboards" / "basque" / "index.html"
+    board_dir = two_runs / "leaderboards" / "basque"
+    page = board_dir / "index.html"
+    build_view([two_runs], two_runs / "view")  # what `evalkit run` / `leaderboard` write
     sums = _summaries(two_runs)
-    with Chromium(exe, tmp_path / "profile") as browser:
+    # nothing on a publishable page names a path of this machine
+    for f in ("index.html", "board.md", "board.csv", "board_long.csv", "board.json"):
+        text = (board_dir / f).read_text(encoding="utf-8")
+        assert str(two_runs) not in text and str(tiny_model) not in text, f
+        assert str(Path(tiny_model).parent) not in text and "/tmp/" not in text, f
+    with Chromium(exe, tmp_path / "profile", width=1400, height=1000) as browser:
+        browser.set_viewport(1400, 1000)
         browser.open(page.as_uri())
-        rows = browser.eval("Array.from(document.querySelectorAll('#board tbody tr'))"
+        # fits a 1,400 px page: no page scroll, no table scroll, the model column sticks
+        assert browser.eval("document.documentElement.scrollWidth") <= 1400
+        assert browser.eval("Array.from(document.querySelectorAll('.scroll'))"
+                            ".every(d => d.scrollWidth <= d.clientWidth)")
+        assert browser.eval("getComputedStyle(document.querySelector('td.model')).position") \
+            == "sticky"
+        table = "#board-0"
+        heads = browser.eval(f"Array.from(document.querySelectorAll('{table} th.metric'))"
+                             ".map(h => [h.innerText.trim(), h.title, h.getAttribute('data-col')])")
+        bleu = next(h for h in heads if h[0].startswith("BLEU"))
+        assert "bleu" in bleu[1] and "higher is better" in bleu[1]  # the id in the tooltip
+        assert not any("_" in h[0] for h in heads)  # readable names, not ids
+        bleu_i = int(bleu[2])
+        rows = browser.eval(f"Array.from(document.querySelectorAll('{table} tr.main'))"
                             ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
-        heads = browser.eval("Array.from(document.querySelectorAll('#board th.sortable'))"
-                             ".map(h => h.innerText.trim())")
         assert len(rows) == 2
-        bleu_i = next(i for i, h in enumerate(heads) if "en→eu" in h and "bleu" in h)
-        first_bleu = rows[0][bleu_i].split()[0]
-        # rank order: the adapter first, showing its BLEU as recorded
+        # rank order: the adapter first, its BLEU as recorded, Δ vs the base with the dot
         assert rows[0][0].startswith("tiny + ") and "lora" in rows[0][0]
-        assert first_bleu == f"{sums['adapter']['metrics']['bleu']['value']:.2f}"
-        assert rows[1][bleu_i].split()[0] == f"{sums['base']['metrics']['bleu']['value']:.2f}"
+        ad, base = sums["adapter"]["metrics"]["bleu"]["value"], sums["base"]["metrics"]["bleu"]["value"]
+        cell = rows[0][bleu_i].split("\n")
+        assert cell[0] == f"{ad:.2f}" and cell[-1] == f"Δ {ad - base:+.2f}●"
+        assert rows[1][bleu_i].split("\n")[0] == f"{base:.2f}"
+        sig = browser.eval(f"document.querySelector('{table} tr.main td:nth-child({bleu_i + 1}) "
+                           ".d.better .sig').textContent")
+        assert sig == "●"
+        # the sort arrow is the header's, not the cell's: distinct symbols
+        assert browser.eval(f"getComputedStyle(document.querySelector('{table} th.rank'), "
+                            "'::after').content").strip('"').strip() == "▲"
         browser.screenshot(tmp_path / "board.png")
-        # a real mouse click on the BLEU header sorts ascending: the base model comes first
-        browser.click(f"#board th.sortable[data-col='{bleu_i}']")
-        after = browser.eval("Array.from(document.querySelectorAll('#board tbody tr'))"
-                             ".map(r => r.cells[0].querySelector('span').innerText)")
-        assert after == [f"tiny (--limit {N})", rows[0][0].split("\n")[0]]
-        assert browser.eval(f"document.querySelector(\"th[data-col='{bleu_i}']\")"
+        # a real mouse click on the BLEU header sorts ascending
+        names = f"Array.from(document.querySelectorAll('{table} tr.main .name')).map(n => n.innerText)"
+        before = browser.eval(names)
+        assert before[1].startswith("tiny (")  # the base model
+        browser.click(f"{table} th.sortable[data-col='{bleu_i}']")
+        assert browser.eval(names) == before[::-1]  # ascending BLEU: the base model first
+        assert browser.eval(f"document.querySelector(\"{table} th[data-col='{bleu_i}']\")"
                             ".getAttribute('aria-sort')") == "ascending"
-        browser.click(f"#board th.sortable[data-col='{bleu_i}']")
-        again = browser.eval("document.querySelector('#board tbody tr span').innerText")
-        assert again != "tiny"
-        browser.screenshot(tmp_path / "board-sorted.png")
+        # the details row: model size, adapter rank, per-task chat template
+        browser.click(f"{table} tbody:last-child button.more")  # the adapter, after sorting
+        details = browser.eval(f"document.querySelector('{table} tbody:last-child "
+                               "tr.details').innerText")
+        assert not browser.eval(f"document.querySelector('{table} tbody:last-child "
+                                "tr.details').hidden")
+        assert "adapter rank" in details and "r = 4" in details and "parameters" in details
+        assert "chat template" in details and TASK in details
+        browser.screenshot(tmp_path / "board-details.png")
+        # every value links to its samples: click through to the viewer, adapter selected
+        href = browser.eval(f"document.querySelector('{table} tbody:last-child "
+                            f"td:nth-child({bleu_i + 1}) a').href")
+        assert href.startswith("file:") and "/view/flores__eng_Latn-eus_Latn__devtest.html#v=" in href
+        browser.click(f"{table} tbody:last-child td:nth-child({bleu_i + 1}) a")
+        browser.wait("document.getElementById('va') !== null")
+        key = next(d.name for d in two_runs.iterdir() if "+" in d.name)
+        assert browser.eval("document.querySelector('.col.a').getAttribute('data-v')") == key
         # no request left the machine: every resource is inline or a local file
         assert all(u.startswith(("file:", "data:", "about:")) for u in browser.requested)
-    assert (tmp_path / "board.png").stat().st_size > 10_000
+        assert not browser.errors, browser.errors
+    for name in ("board.png", "board-details.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+        save_artifact(tmp_path / name)
 
 
 # ---------------------------------------------------------------- the real hf path (slow)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from evalkit.leaderboard.collect import (Mismatch, Row, comparability_key,
 from evalkit.leaderboard.config import BoardConfig
 from evalkit.leaderboard.stats import (PerSample, RankScore, TestResult, bootstrap_counts,
                                        bs_p_value, corpus_score, normal_replicates,
-                                       paired_test, per_sample, rank_scores, replicates)
+                                       paired_test, rank_scores, replicates)
+from evalkit.leaderboard.values import SampleValues, sample_values
 
 METRIC_DOCS: dict[str, str] = {
     "bleu": "Corpus BLEU (sacrebleu, 13a tokenisation), 0–100.",
@@ -30,6 +32,72 @@ METRIC_DOCS: dict[str, str] = {
                              "for Sardinian targets); lower is better.",
     "empty_rate": "Share of empty outputs; lower is better.",
 }
+
+#: Human names of metric ids (the id stays in tooltips, CSV headers and JSON)
+METRIC_LABELS: dict[str, str] = {
+    "bleu": "BLEU", "chrf": "chrF", "chrf++": "chrF++", "spbleu": "spBLEU",
+    "target_lang_rate": "In target language", "off_target_drift_rate": "Drift to other language",
+    "empty_rate": "Empty output",
+    "prompt_level_strict_acc": "Prompt strict", "prompt_level_loose_acc": "Prompt loose",
+    "inst_level_strict_acc": "Instruction strict", "inst_level_loose_acc": "Instruction loose",
+    "safe_rate": "Safe", "gated_safe_rate": "Safe + in language", "lang_rate": "In prompt language",
+    "if_rate": "Follows", "gated_if_rate": "Follows + in language",
+    "compliance_rate_safe": "Complies (safe prompts)",
+    "gated_compliance_rate_safe": "Complies + in language (safe prompts)",
+    "refusal_rate_unsafe": "Refuses (unsafe prompts)", "compliance_rate": "Complies",
+    "refusal_rate": "Refuses", "judge_unparseable_rate": "Judge unparseable",
+    "parse_success": "Parse success", "parse_score": "Parse score", "mean_reward": "Mean reward",
+    "parse_success_seed_sd": "Parse success SD (seeds)",
+    "parse_score_seed_sd": "Parse score SD (seeds)", "no_sentence_rate": "No sentence",
+    "oracle_agreement": "Oracle agreement", "oracle_kappa": "Oracle κ",
+    "aps": "Well-formed (APS)", "accuracy": "Accuracy",
+    "accuracy_and_wellformed": "Accuracy ∧ well-formed", "pair_accuracy": "Pair accuracy",
+    "acc": "Accuracy", "acc_norm": "Accuracy (norm.)", "exact_match": "Exact match", "f1": "F1",
+    "mcc": "MCC", "perplexity": "Perplexity", "word_perplexity": "Word perplexity",
+    "byte_perplexity": "Byte perplexity", "bits_per_byte": "Bits per byte", "tokens": "Tokens",
+}
+
+
+def metric_label(metric: str) -> str:
+    """A readable name for a metric id: ``parse_score:stanza-nob`` → ``Parse score (stanza-nob)``.
+
+    Handles evalkit's id shapes: ``name:param`` (oracle ids, ``a|b`` pairs), ``name/part`` and
+    ``name[part]`` breakdowns, and lm-eval's ``metric,filter``; unknown names get spaces.
+    """
+    m = metric
+    suffix = ""
+    if "," in m:  # lm-eval "acc,none" / "exact_match,strict-match"
+        m, filt = m.split(",", 1)
+        suffix = "" if filt == "none" else f" [{filt}]"
+    for sep, fmt_ in (("/", "{} – {}"), ("[", "{} [{}]")):
+        if sep in m:
+            head, part = m.split(sep, 1)
+            return fmt_.format(metric_label(head), part.rstrip("]")) + suffix
+    if ":" in m:
+        head, param = m.split(":", 1)
+        return f"{metric_label(head)} ({param.replace('|', ' vs ')})" + suffix
+    if m in METRIC_LABELS:
+        return METRIC_LABELS[m] + suffix
+    words = m.replace("_", " ").strip()
+    return (words[:1].upper() + words[1:] if words else metric) + suffix
+
+
+def public_name(name: str | None) -> str:
+    """A model or adapter name fit for a published page: a filesystem path (absolute, home-,
+    dot-relative, or more than two parts deep) becomes its last component; hub ids
+    (``org/name``) stay as they are. Machine paths never reach a board."""
+    if not name:
+        return ""
+    s = str(name).rstrip("/\\")
+    parts = [x for x in re.split(r"[/\\]", s) if x]
+    pathlike = (s.startswith(("/", "~", "./", "../", "\\")) or bool(re.match(r"^[A-Za-z]:", s))
+                or len(parts) > 2)
+    return (parts[-1] if parts else s) if pathlike else s
+
+
+def is_breakdown(metric: str) -> bool:
+    """A per-category / per-item breakdown of another metric (not a column by default)."""
+    return "[" in metric or "/" in metric
 
 
 @dataclass(frozen=True)
@@ -44,6 +112,8 @@ class Column:
     description: str = ""
     ranked: bool = False
     sample_key: str | None = None
+    task_label: str = ""
+    metric_label: str = ""
 
     @property
     def id(self) -> str:
@@ -64,9 +134,12 @@ class Cell:
     delta: float | None = None
     delta_ci: tuple[float, float] | None = None
     p_value: float | None = None
+    #: the p-value after Holm's correction over every test of this row against its baseline
+    p_holm: float | None = None
     test_method: str | None = None
     test_note: str | None = None
-    #: "better" / "worse" (significant at alpha, direction-aware), "same", or None (no test)
+    #: "better" / "worse" (significant at alpha after the board's multiple-comparison
+    #: correction, direction-aware), "same", or None (no test)
     verdict: str | None = None
 
 
@@ -123,9 +196,10 @@ def _columns(cfg: BoardConfig, rows: list[Row], notes: list[str]) -> list[Column
             info = next((s.metrics[m] for s in summaries if m in s.metrics), {})
             desc = METRIC_DOCS.get(m, "") or str(info.get("note") or "")
             hib = bool(info.get("higher_is_better", True))
-            label = f"{tc.label or tc.task} {m}"
-            cols.append(Column(tc.task, m, label, group, hib, desc, m == rank_metric,
-                               tc.sample_keys.get(m)))
+            mlabel = tc.metric_labels.get(m) or metric_label(m)
+            tlabel = tc.label or tc.task
+            cols.append(Column(tc.task, m, f"{tlabel} {mlabel}", group, hib, desc,
+                               m == rank_metric, tc.sample_keys.get(m), tlabel, mlabel))
     return cols
 
 
@@ -163,16 +237,16 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
     baselines = _baselines(cfg, rows, notes)
     cells: dict[tuple[str, str], Cell] = {}
     mismatches: list[Mismatch] = []
-    samples: dict[tuple[str, str, str], PerSample | None] = {}
+    samples: dict[tuple[str, str, str], SampleValues | None] = {}
     why_not: dict[tuple[str, str, str], str] = {}
     weights: dict[tuple[str, int], Any] = {}
     reps: dict[tuple[str, str], Any] = {}
 
-    def get_ps(r: Row, col: Column) -> PerSample | None:
+    def get_ps(r: Row, col: Column) -> SampleValues | None:
         k = (r.key, col.task, col.metric)
         if k not in samples:
-            samples[k], why_not[k] = per_sample(col.metric, r.summaries[col.task],
-                                                r.samples(col.task), col.sample_key)
+            samples[k], why_not[k] = sample_values(col.metric, r.summaries[col.task],
+                                                   r.samples(col.task), col.sample_key)
         return samples[k]
 
     def get_reps(r: Row, col: Column, cell: Cell) -> Any:
@@ -184,10 +258,12 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
                 if (col.task, n) not in weights:
                     # with the bootstrap test, its draws (sacrebleu's) are also the replicates
                     # behind CIs and the rank score: each resampled score is computed once
+                    # as floats once: every product with them would convert the counts anew
                     weights[(col.task, n)] = (
                         bootstrap_counts(n, cfg.n_test_samples, cfg.test_seed)
-                        if cfg.test == "bs" else resample_weights(n, cfg.resamples, cfg.seed))
-                reps[k] = replicates(ps, weights[(col.task, n)])
+                        if cfg.test == "bs" else resample_weights(n, cfg.resamples, cfg.seed)
+                    ).astype(np.float64)
+                reps[k] = _replicates(ps, weights[(col.task, n)])
             else:  # unpaired fallback from the summary's SE / CI
                 seed = cfg.seed + zlib.crc32(f"{r.key}|{col.id}".encode())
                 reps[k] = normal_replicates(r.summaries[col.task].metrics.get(col.metric, {}),
@@ -250,8 +326,11 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
                 va, vb = corpus_score(col.metric, a.values), corpus_score(col.metric, b.values)
                 res = TestResult(va - vb, bs_p_value(ra, rb, abs(vb - va)),
                                  f"sacrebleu-paired-bs-{cfg.n_test_samples}")
+            elif a.kind == "ratio":
+                res = _ratio_test(a, b, ra, rb, cfg.test, cfg.n_test_samples, cfg.test_seed)
             else:
-                res = paired_test(a, b, cfg.test, cfg.n_test_samples, cfg.test_seed)
+                res = paired_test(_as_per_sample(a), _as_per_sample(b), cfg.test,
+                                  cfg.n_test_samples, cfg.test_seed)
                 assert res is not None  # same ids checked above
             cell.delta, cell.p_value, cell.test_method = res.delta, res.p_value, res.method
             d = ra - rb
@@ -259,11 +338,7 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
             if d.size:
                 lo, hi = np.percentile(d, [2.5, 97.5])
                 cell.delta_ci = (float(lo), float(hi))
-            if res.p_value < cfg.alpha and res.delta != 0:
-                good = (res.delta > 0) == col.higher_is_better
-                cell.verdict = "better" if good else "worse"
-            else:
-                cell.verdict = "same"
+    _correct(cells, baselines, cfg.alpha, cfg.correction, {c.id: c for c in columns})
 
     points: dict[str, dict[str, float]] = {}
     rank_reps: dict[str, dict[str, Any]] = {}
@@ -289,6 +364,63 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
             notes.append(f"{next(r.label for r in rows if r.key == key)}: rank score over "
                          f"{rs.n_tasks} of {n_ranked} tasks")
     return Board(cfg, columns, rows, cells, baselines, rank, mismatches, notes)
+
+
+def _as_per_sample(v: SampleValues) -> PerSample:
+    return PerSample(v.metric, v.kind, v.ids, v.values, v.scale)
+
+
+def _replicates(v: SampleValues, weights: Any) -> Any:
+    """Bootstrap replicates of the metric; pooled rates resample whole clusters."""
+    import numpy as np
+
+    if v.kind == "ratio":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (weights @ v.values) / (weights @ v.den)
+    return replicates(_as_per_sample(v), weights)
+
+
+def _ratio_test(a: SampleValues, b: SampleValues, ra: Any, rb: Any, test: str, samples: int,
+                seed: int | None) -> TestResult:
+    """A rate pooled over clusters (IFEval's instruction level): the board's test on clusters.
+
+    "bs": the paired bootstrap over prompts (the board's shared draws `ra`, `rb`), p-value as
+    for means; "ar": the sign-flip permutation of whole prompts.
+    """
+    import numpy as np
+
+    from evalkit.stats import sign_flip_test
+
+    delta = float((a.values.sum() - b.values.sum()) / a.den.sum())
+    if test == "ar":
+        return TestResult(delta, sign_flip_test(a.values, b.values, samples, seed, exact=False),
+                          f"cluster-sign-flip-{samples}")
+    diffs = np.abs(ra - rb)
+    diffs = diffs[~np.isnan(diffs)]
+    p = float((np.sum(diffs - diffs.mean() >= abs(delta) - 1e-12) + 1) / (diffs.size + 1))
+    return TestResult(delta, p, f"paired-bs-clusters-{diffs.size}")
+
+
+def _correct(cells: dict[tuple[str, str], Cell], baselines: dict[str, str | None],
+             alpha: float, correction: str, columns: dict[str, Column]) -> None:
+    """Holm-adjust each row's p-values (the family: every test of that row against its
+    baseline on this board) and set the verdicts from the adjusted values."""
+    from evalkit.stats import holm
+
+    by_row: dict[str, list[tuple[str, str]]] = {}
+    for (row, col), c in cells.items():
+        if c.p_value is not None and not math.isnan(c.p_value) and baselines.get(row):
+            by_row.setdefault(row, []).append((row, col))
+    for keys in by_row.values():
+        ps = [cells[k].p_value for k in keys]
+        adjusted = holm(ps) if correction == "holm" else ps  # type: ignore[arg-type]
+        for k, p in zip(keys, adjusted):
+            c, col = cells[k], columns[k[1]]
+            c.p_holm = p
+            if p is not None and p < alpha and c.delta:
+                c.verdict = "better" if (c.delta > 0) == col.higher_is_better else "worse"
+            else:
+                c.verdict = "same"
 
 
 def _reference(keys: dict[str, tuple[str, str, str]],

@@ -8,6 +8,8 @@ Where boards live (decided here, documented in the README section of the lead):
   (``index.html``, ``board.md``, ``board.csv``, ``board_long.csv``, ``board.json``,
   ``plots/``), never the source tree, so tests and users writing to ``--out DIR`` keep
   everything under DIR. `evalkit leaderboard --out` overrides this for one board.
+* Sample pages: the HTML cells link to ``<run root>/view/<task>.html#v=<variant>``, which
+  `evalkit view` writes (as do `evalkit run` and `evalkit leaderboard` after a board update).
 
 `update_for_run` is what every `evalkit run` calls (unless ``--no-leaderboard``): it rebuilds
 each board whose tasks overlap the run's tasks; when none does, it rebuilds the catch-all
@@ -31,11 +33,26 @@ from evalkit.records import RunSummary, write_text_atomic
 ALL_BOARD = "all"
 
 
-def write_board(board: Board, out_dir: Path) -> list[Path]:
-    """Write every format of `board` into `out_dir`; returns the files written."""
-    from evalkit.leaderboard.render import to_csv, to_html, to_long_csv, to_markdown
+def write_board(board: Board, out_dir: Path, view_dir: Path | None = None) -> list[Path]:
+    """Write every format of `board` into `out_dir`; returns the files written.
+
+    With `view_dir` (where `evalkit view` writes the run's sample pages) each HTML cell links,
+    by a relative path, to the samples of its variant × task.
+    """
+    import os
+    from urllib.parse import quote
+
+    from evalkit.leaderboard.render import (to_csv, to_html, to_long_csv, to_markdown,
+                                            view_page_name)
 
     out_dir = Path(out_dir)
+    href = None
+    if view_dir is not None:
+        rel = Path(os.path.relpath(Path(view_dir).resolve(), out_dir.resolve())).as_posix()
+
+        def href(task: str, variant: str) -> str:
+            return f"{rel}/{quote(view_page_name(task))}#v={quote(variant, safe='')}"
+
     out_dir.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     plots: list[Path] = []
@@ -53,7 +70,7 @@ def write_board(board: Board, out_dir: Path) -> list[Path]:
     svgs = [p.relative_to(out_dir).as_posix() for p in plots if p.suffix == ".svg"]
     for name, text in (("board.md", to_markdown(board)), ("board.csv", to_csv(board)),
                        ("board_long.csv", to_long_csv(board)),
-                       ("index.html", to_html(board, svgs)),
+                       ("index.html", to_html(board, svgs, href)),
                        ("board.json", json.dumps(_as_json(board), indent=1, ensure_ascii=False))):
         path = out_dir / name
         write_text_atomic(path, text)
@@ -62,18 +79,22 @@ def write_board(board: Board, out_dir: Path) -> list[Path]:
 
 
 def _as_json(board: Board) -> dict:
+    from evalkit.leaderboard.details import row_details
+
     cells = []
     for (key, col_id), c in board.cells.items():
         cells.append({"variant": key, "column": col_id, "value": c.value, "ci": c.ci, "n": c.n,
                       "delta": c.delta, "delta_ci": c.delta_ci, "p_value": c.p_value,
+                      "p_holm": c.p_holm,
                       "test": c.test_method, "verdict": c.verdict, "comparable": c.comparable,
                       "flags": c.flags, "signature": c.signature})
     return {"config": board.config.model_dump(),
             "rows": [{"variant": r.key, "label": r.label, "baseline": board.baselines.get(r.key),
                       "rank_score": (board.rank[r.key].value if r.key in board.rank else None),
                       "rank_ci": (board.rank[r.key].ci if r.key in board.rank else None),
-                      "meta": r.meta()} for r in board.rows],
+                      "details": dict(row_details(r))} for r in board.rows],
             "columns": [{"id": c.id, "task": c.task, "metric": c.metric, "label": c.label,
+                         "metric_label": c.metric_label,
                          "group": c.group, "higher_is_better": c.higher_is_better,
                          "ranked": c.ranked} for c in board.columns],
             "cells": cells,
@@ -96,7 +117,11 @@ def generate(runs: Sequence[Path], config: BoardConfig | None, out_dir: Path) ->
     else:
         rows = load_rows(runs, config.task_names)
     board = build_board(config, rows)
-    write_board(board, out_dir)
+    first = Path(runs[0])
+    root = first.parent if (first / "summary.jsonl").is_file() else first
+    from evalkit.leaderboard.render import VIEW_DIR
+
+    write_board(board, out_dir, root / VIEW_DIR)
     return board
 
 

@@ -68,6 +68,11 @@ def leaderboard(
     typer.echo(f"{board.config.name}: {len(board.rows)} models × {len(board.columns)} columns"
                f" → {target}/index.html" + (f" ({n_flag} mismatched cells flagged)"
                                            if n_flag else ""))
+    from evalkit.view.build import build_view, default_out
+
+    # the board's cells link into the run root's sample pages: keep them in step
+    pages = build_view(paths, default_out(paths))
+    typer.echo(f"samples: {pages[0]}")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ A board is a TOML file (``leaderboards/<name>.toml``)::
                                # or a label / variant-directory name / substring of one row
     test = "bs"                # paired test vs the baseline: "bs" (paired bootstrap) | "ar"
     alpha = 0.05
+    correction = "holm"        # "holm": each row's tests vs its baseline are Holm-corrected
 
     [[tasks]]
     task = "flores:eng_Latn-eus_Latn:devtest"
@@ -16,6 +17,7 @@ A board is a TOML file (``leaderboards/<name>.toml``)::
                                            # breakdowns (names with "[" or "/")
     rank_metric = "chrf"       # metric that enters the rank score; default: the first one
     sample_keys = { gated_safe_rate = "gated" }  # per-sample key of a metric, if not its name
+    metric_labels = { chrf = "chrF2" }           # column headings (default: readable names)
 
 Only run records are read; a config never names models: every variant directory under the run
 roots that has one of the board's tasks becomes a row.
@@ -44,6 +46,8 @@ class TaskColumn(BaseModel):
     #: metric -> per-sample score key, where a task stores a metric's per-sample values under
     #: another name (safety: gated_safe_rate <- "gated"); default: the metric's own name
     sample_keys: dict[str, str] = {}
+    #: metric -> column heading (default: `evalkit.leaderboard.board.metric_label`)
+    metric_labels: dict[str, str] = {}
 
 
 class BoardConfig(BaseModel):
@@ -63,6 +67,9 @@ class BoardConfig(BaseModel):
     #: equal `sacrebleu --paired-bs` on the same hypotheses
     test_seed: int = 12345
     alpha: float = Field(0.05, gt=0, lt=1)
+    #: multiple comparisons: "holm" adjusts each row's p-values over all of its tests against
+    #: its baseline on the board (family-wise error rate ≤ alpha per row); "none" does not
+    correction: Literal["holm", "none"] = "holm"
     #: bootstrap resamples behind the rank score's CI and the deltas' CIs when test = "ar"
     #: (with "bs" the test's own resamples serve, so each resampled score is computed once)
     resamples: int = Field(1000, ge=10)
@@ -190,3 +197,38 @@ def discover_configs(out: Path | None = None) -> list[tuple[Path, BoardConfig]]:
             cfg = load_config(f)
             found.setdefault(cfg.name, (f, cfg))
     return list(found.values())
+
+
+#: Per-sample keys of metrics that tasks store under another name (safety: ``gated_safe_rate``
+#: ← ``gated``; summ/rc: ``aps`` ← ``passed``, ``accuracy`` ← ``correct``). A candidate is used
+#: only when its per-sample mean reproduces the summary's value (`stats.per_sample` checks).
+KNOWN_SAMPLE_KEYS: dict[str, str] = {
+    "safe_rate": "safe", "gated_safe_rate": "gated", "lang_rate": "in_lang",
+    "if_rate": "follows", "gated_if_rate": "gated", "aps": "passed", "accuracy": "correct",
+    "target_lang_rate": "in_lang",
+}
+
+
+def sample_key_candidates(metric: str, declared: str | None = None) -> list[str]:
+    """Per-sample keys to try for `metric`, most specific first: a board's declared key,
+    the metric's own name, then `KNOWN_SAMPLE_KEYS`."""
+    out: list[str] = []
+    for k in (declared, metric, KNOWN_SAMPLE_KEYS.get(metric)):
+        if k and k not in out:
+            out.append(k)
+    return out
+
+
+def declared_sample_keys(task: str, out: Path | None = None) -> dict[str, str]:
+    """metric → per-sample key that any board config found declares for `task`."""
+    keys: dict[str, str] = {}
+    try:
+        configs = discover_configs(out)
+    except BadInput:
+        return keys
+    for _, cfg in configs:
+        for t in cfg.tasks:
+            if t.task == task:
+                for m, k in t.sample_keys.items():
+                    keys.setdefault(m, k)
+    return keys

@@ -1,9 +1,13 @@
 """Writers: Markdown, CSV (wide and long) and a self-contained HTML page.
 
 The HTML page has no external assets (inline CSS and JS, no fonts, no CDN): it opens offline
-from disk. Clicking a column header sorts the table by that column (numbers numerically,
-missing values last); each cell's tooltip carries its CI, n, delta vs baseline, p-value and
-sacrebleu signature; each model cell has a details element with the run metadata.
+from disk. One table per language group keeps each within a 1,400 px page (the model column is
+sticky when a table must scroll). Headers are readable metric names (the id in the tooltip);
+each cell shows its value, 95 % CI and Δ vs the row's baseline, with a dot (●, never an arrow:
+arrows are the sort order) where the difference is significant after Holm's correction, and
+links into the `evalkit view` page of that variant × task. Clicking a header sorts; each row's
+"details" button opens the model's metadata (size, adapter rank, merge recipe, per-task
+settings such as the chat template). No path of the machine that made the run is printed.
 """
 
 from __future__ import annotations
@@ -11,14 +15,29 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
+from collections.abc import Callable
 from typing import Any
 
 from evalkit.leaderboard.board import Board, Cell, Column, fmt
 
-MARK = {"better": "▲", "worse": "▼", "same": ""}
-LEGEND = ("▲/▼: significantly better/worse than the row's baseline (paired test, α = {alpha}); "
-          "⚠: not comparable with the rest of the column (never tested or ranked).")
+#: where `evalkit view` writes its pages, relative to a run root; boards link there
+VIEW_DIR = "view"
+
+
+def view_page_name(task: str) -> str:
+    """File name of a task's `evalkit view` page (the records' own file name, ``.html``)."""
+    from evalkit.records import task_file_name
+
+    return f"{task_file_name(task)}.html"
+
+
+#: significance after the board's correction: a dot, never an arrow (arrows mean sorting)
+SIG = "●"
+MARK = {"better": f"{SIG} better", "worse": f"{SIG} worse", "same": ""}
+LEGEND = ("Each cell: value, 95% CI, and Δ vs the row's baseline; {sig} (green/red): "
+          "significantly better/worse than the baseline after {correction} (paired test, "
+          "α = {alpha}); ⚠: not comparable with the rest of the column (never tested or "
+          "ranked). ↓: lower is better (else higher). Values link to the samples behind them.")
 
 
 def md(text: object) -> str:
@@ -53,11 +72,24 @@ def _ci(ci: tuple[float, float] | None) -> str:
     return f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
 
 
+def fmt_delta(c: Cell, ref: float | None = None) -> str:
+    """``+1.23`` with the value's precision."""
+    if c.delta is None:
+        return ""
+    if c.delta == 0:
+        return "0"
+    v = ref if ref is not None else c.value
+    digits = 2 if v is not None and abs(v) >= 2 else 3
+    return f"{c.delta:+.{digits}f}"
+
+
 def cell_text(c: Cell, ci: bool = True) -> str:
-    """Value, CI and mark as one short string."""
+    """Value, CI, Δ vs baseline and the significance mark as one short string."""
     if c.value is None and not c.flags:
         return "—"
     s = fmt(c.value) + (_ci(c.ci) if ci else "")
+    if c.delta is not None and c.value is not None:
+        s += f" Δ {fmt_delta(c)}"
     if c.verdict in ("better", "worse"):
         s += " " + MARK[c.verdict]
     if not c.comparable and c.value is not None:
@@ -65,7 +97,7 @@ def cell_text(c: Cell, ci: bool = True) -> str:
     return s
 
 
-def cell_tooltip(board: Board, c: Cell, col: Column) -> str:
+def cell_tooltip(board: Board, c: Cell, col: Column, row: Any = None) -> str:
     """Everything known about a cell, one fact per line."""
     lines = [f"{col.task} · {col.metric} ({'higher' if col.higher_is_better else 'lower'} "
              "is better)"]
@@ -75,9 +107,18 @@ def cell_tooltip(board: Board, c: Cell, col: Column) -> str:
         lines.append(f"Δ vs baseline {c.delta:+.3f}{_ci(c.delta_ci)}"
                      + (f", p = {c.p_value:.4f} ({c.test_method})" if c.p_value is not None
                         else ""))
+    if c.p_holm is not None:
+        lines.append(f"p after {board.config.correction} correction = {c.p_holm:.4f}"
+                     + (f" → significantly {c.verdict}" if c.verdict in ("better", "worse")
+                        else ""))
     if c.test_note:
         lines.append(c.test_note)
     lines += c.flags
+    if row is not None and col.task in getattr(row, "summaries", {}):
+        s = row.summaries[col.task]
+        applied = s.chat_template.get("chat_applied", s.chat_template.get("applied"))
+        lines.append(f"chat template {'applied' if applied else 'not applied'}; "
+                     f"run {s.created_at}")
     if c.signature:
         lines.append(f"signature {c.signature}")
     return "\n".join(lines)
@@ -90,7 +131,9 @@ def _legend(board: Board) -> str:
     test = {"bs": "paired bootstrap", "ar": "approximate randomisation"}[cfg.test]
     return (f"Baseline: {base}. Test: {test} ({cfg.n_test_samples} samples, seed "
             f"{cfg.test_seed}; sacrebleu's own test for BLEU/chrF). "
-            + LEGEND.format(alpha=cfg.alpha)
+            + LEGEND.format(alpha=cfg.alpha, sig=SIG, correction=(
+                "Holm's correction over each row's tests" if cfg.correction == "holm"
+                else "no multiple-comparison correction"))
             + " Rank score: EuroEval-style (1 = best; reconstructed), 95% bootstrap CI.")
 
 
@@ -156,7 +199,7 @@ def to_csv(board: Board) -> str:
             "rank_tasks"]
     for c in board.columns:
         head += [f"{c.group}/{c.id}", f"{c.id} ci_low", f"{c.id} ci_high", f"{c.id} delta",
-                 f"{c.id} p", f"{c.id} verdict"]
+                 f"{c.id} p", f"{c.id} p_holm", f"{c.id} verdict"]
     w.writerow(head)
     for r in _ordered_rows(board):
         rs = board.rank.get(r.key)
@@ -170,7 +213,8 @@ def to_csv(board: Board) -> str:
             verdict = c.verdict or ("not comparable" if not c.comparable and c.value is not None
                                     else "")
             line += [_num(c.value), _num(c.ci[0] if c.ci else None),
-                     _num(c.ci[1] if c.ci else None), _num(c.delta), _num(c.p_value), verdict]
+                     _num(c.ci[1] if c.ci else None), _num(c.delta), _num(c.p_value),
+                     _num(c.p_holm), verdict]
         w.writerow(line)
     return buf.getvalue()
 
@@ -181,7 +225,7 @@ def to_long_csv(board: Board) -> str:
     w = _SafeWriter(buf)
     w.writerow(["model", "variant", "group", "task", "metric", "higher_is_better", "value",
                 "ci_low", "ci_high", "n", "baseline", "delta", "delta_ci_low", "delta_ci_high",
-                "p_value", "test", "verdict", "comparable", "flags", "signature"])
+                "p_value", "p_holm", "test", "verdict", "comparable", "flags", "signature"])
     for r in _ordered_rows(board):
         base = board.baselines.get(r.key)
         for col in board.columns:
@@ -194,7 +238,8 @@ def to_long_csv(board: Board) -> str:
                         board.row(base).label if base else "", _num(c.delta),
                         _num(c.delta_ci[0] if c.delta_ci else None),
                         _num(c.delta_ci[1] if c.delta_ci else None), _num(c.p_value),
-                        c.test_method or c.test_note or "", c.verdict or "", c.comparable,
+                        _num(c.p_holm), c.test_method or c.test_note or "", c.verdict or "",
+                        c.comparable,
                         "; ".join(c.flags), c.signature or ""])
     return buf.getvalue()
 
@@ -204,104 +249,164 @@ def _num(v: float | None) -> str:
 
 
 _CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:1em 0}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}
-td.model,th.model{text-align:left}
-thead th{background:#f3f3f3}
+*{box-sizing:border-box}
+body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222}
+.page{max-width:1400px;margin:0 auto;padding:1em 1.5em}
+h1{font-size:1.5em;margin:.3em 0}h2{font-size:1.15em;margin:1.2em 0 .3em}
+.legend{font-size:90%;color:#333}
+.scroll{overflow-x:auto;max-width:100%;border-left:1px solid #ccc}
+table.board{border-collapse:separate;border-spacing:0;font-size:13px;margin:0}
+table.board th,table.board td{border-right:1px solid #ccc;border-bottom:1px solid #ccc;
+padding:3px 6px;vertical-align:top}
+table.board thead tr:first-child th{border-top:1px solid #ccc}
+thead th{background:#f3f3f3;font-weight:600;text-align:center;line-height:1.2;
+white-space:normal;overflow-wrap:anywhere;hyphens:auto}
+thead th.metric{min-width:4.6em;max-width:7.5em;font-size:12px}
 th.sortable{cursor:pointer;user-select:none}
-th[aria-sort=ascending]::after{content:" \\25B2"}
-th[aria-sort=descending]::after{content:" \\25BC"}
-.better{color:#0a7a2f;font-weight:600}.worse{color:#b3261e;font-weight:600}
-.mismatch{background:#fff3cd}.ci{display:block;color:#666;font-size:80%;white-space:nowrap}
-tr.groups th{text-align:center}
+th[aria-sort=ascending]::after{content:" \\25B2";font-size:80%}
+th[aria-sort=descending]::after{content:" \\25BC";font-size:80%}
+th .dir{color:#777;font-weight:400}
+.model{position:sticky;left:0;z-index:1;background:#fff;text-align:left;min-width:9em;
+max-width:15em;white-space:normal;box-shadow:2px 0 0 #ccc}
+thead th.model{z-index:3;background:#f3f3f3}
+td.rank,td.val{text-align:right;white-space:nowrap}
+td.val a{color:inherit;text-decoration:none;border-bottom:1px dotted #999}
+td.val a:hover{color:#0b57d0}
+.ci{display:block;color:#777;font-size:11px}
+.d{display:block;font-size:11px;color:#666}
+.d.better{color:#0a7a2f;font-weight:700}.d.worse{color:#b3261e;font-weight:700}
+.sig{font-size:10px;margin-left:2px;vertical-align:1px}
+td.mismatch{background:#fff3cd}
 .badge{font-size:75%;background:#e8eaf6;border-radius:3px;padding:0 4px;margin-left:4px}
-details{font-size:80%;color:#444;text-align:left}details dl{margin:0}dt{font-weight:600}
-details dd{margin:0 0 2px 8px;word-break:break-all;max-width:40em}
+button.more{font-size:11px;margin-left:4px;padding:0 4px;border:1px solid #bbb;
+border-radius:3px;background:#fafafa;cursor:pointer}
+tr.details td{background:#fafbfd;font-size:12px;white-space:normal}
+tr.details dl{display:grid;grid-template-columns:max-content 1fr;gap:1px 12px;margin:0;
+max-width:1100px}
+tr.details dt{font-weight:600}tr.details dd{margin:0;overflow-wrap:anywhere}
+dl.metrics dt{font-weight:600}dl.metrics dd{margin:0 0 4px 1.2em}
+img.plot{max-width:100%;height:auto;display:block;margin:.5em 0}
 """
 
 _JS = """
 (function(){
-  var table=document.getElementById('board');
-  var heads=table.querySelectorAll('th.sortable');
-  function val(row,i){var c=row.cells[i];var s=c.getAttribute('data-sort');
+  function val(row,i){var c=row.cells[i];if(!c)return null;var s=c.getAttribute('data-sort');
     if(c.getAttribute('data-type')==='text')return s;
     var v=parseFloat(s);return isNaN(v)?null:v;}
-  heads.forEach(function(th){th.addEventListener('click',function(){
-    var i=parseInt(th.getAttribute('data-col'),10);
-    var asc=th.getAttribute('aria-sort')!=='ascending';
-    heads.forEach(function(h){h.removeAttribute('aria-sort');});
-    th.setAttribute('aria-sort',asc?'ascending':'descending');
-    var body=table.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
-    rows.sort(function(a,b){var x=val(a,i),y=val(b,i);
-      if(x===y)return 0;if(x===null)return 1;if(y===null)return -1;
-      var r=(typeof x==='string')?x.localeCompare(y):x-y;return asc?r:-r;});
-    rows.forEach(function(r){body.appendChild(r);});
-  });});
+  document.querySelectorAll('table.board').forEach(function(table){
+    var heads=table.querySelectorAll('th.sortable');
+    heads.forEach(function(th){th.addEventListener('click',function(){
+      var i=parseInt(th.getAttribute('data-col'),10);
+      var asc=th.getAttribute('aria-sort')!=='ascending';
+      heads.forEach(function(h){h.removeAttribute('aria-sort');});
+      th.setAttribute('aria-sort',asc?'ascending':'descending');
+      var bodies=Array.prototype.slice.call(table.tBodies);
+      bodies.sort(function(a,b){var x=val(a.rows[0],i),y=val(b.rows[0],i);
+        if(x===y)return 0;if(x===null)return 1;if(y===null)return -1;
+        var r=(typeof x==='string')?x.localeCompare(y):x-y;return asc?r:-r;});
+      bodies.forEach(function(b){table.appendChild(b);});
+    });});
+  });
+  document.querySelectorAll('button.more').forEach(function(b){
+    b.addEventListener('click',function(ev){ev.stopPropagation();
+      var tb=b.closest('tbody'),d=tb.querySelector('tr.details');
+      d.hidden=!d.hidden;b.setAttribute('aria-expanded',String(!d.hidden));});
+  });
 })();
 """
 
 
-def to_html(board: Board, plots: list[str] | None = None) -> str:
-    """The self-contained page."""
+def to_html(board: Board, plots: list[str] | None = None,
+            view_href: Callable[[str, str], str | None] | None = None) -> str:
+    """The self-contained page: one table per language group, each fitting a 1,400 px page.
+
+    `view_href(task, variant)` gives the link of a cell into the `evalkit view` page of that
+    task (relative to the board's folder), or None for no link.
+    """
+    from evalkit.leaderboard.details import row_details
+
     e = html.escape
     cfg = board.config
     rows = _ordered_rows(board)
     p: list[str] = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+                    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
                     f"<title>{e(cfg.title or cfg.name)}</title><style>{_CSS}</style></head>",
-                    f"<body><h1>{e(cfg.title or cfg.name)}</h1>"]
+                    f"<body><main class=\"page\"><h1>{e(cfg.title or cfg.name)}</h1>"]
     if cfg.description:
         p.append(f"<p>{e(cfg.description)}</p>")
     p.append(f"<p class=\"legend\">{e(_legend(board))}</p>")
-    p.append("<table id=\"board\"><thead><tr class=\"groups\"><th colspan=\"2\"></th>")
-    for group, cols in board.groups():
-        p.append(f"<th colspan=\"{len(cols)}\">{e(group or 'tasks')}</th>")
-    p.append("</tr><tr><th class=\"sortable model\" data-col=\"0\">Model</th>"
-             "<th class=\"sortable\" data-col=\"1\" aria-sort=\"ascending\" title=\"EuroEval-style"
-             " rank score over the board's tasks, 1 = best; 95% bootstrap CI\">Rank score</th>")
-    i = 2
-    ordered_cols: list[Column] = []
-    for _, cols in board.groups():
+    details = {r.key: row_details(r) for r in rows}
+    for gi, (group, cols) in enumerate(board.groups()):
+        by_task: list[tuple[str, list[Column]]] = []
         for c in cols:
-            arrow = "↑" if c.higher_is_better else "↓"
-            tip = f"{c.task} · {c.metric}: {c.description}".strip(": ")
-            p.append(f"<th class=\"sortable\" data-col=\"{i}\" data-id=\"{e(c.id)}\" "
-                     f"title=\"{e(tip)}\">{e(c.label)} {arrow}</th>")
-            ordered_cols.append(c)
-            i += 1
-    p.append("</tr></thead><tbody>")
-    for r in rows:
-        rs = board.rank.get(r.key)
-        base = board.baselines.get(r.key)
-        meta = r.meta()
-        meta_tip = "\n".join(f"{k}: {v}" for k, v in meta.items() if k != "runs" and v)
-        badge = "" if base or not any(v == r.key for v in board.baselines.values()) \
-            else "<span class=\"badge\">baseline</span>"
-        details = "".join(f"<dt>{e(str(k))}</dt><dd>{e(json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else str(v))}</dd>"
-                          for k, v in meta.items() if v not in (None, ""))
-        if base:
-            details += f"<dt>baseline</dt><dd>{e(board.row(base).label)}</dd>"
-        p.append(f"<tr data-key=\"{e(r.key)}\"><td class=\"model\" data-type=\"text\" "
-                 f"data-sort=\"{e(r.label)}\"><span title=\"{e(meta_tip)}\">{e(r.label)}</span>"
-                 f"{badge}<details><summary>run details</summary><dl>{details}</dl></details></td>")
-        p.append(f"<td data-sort=\"{rs.value if rs else ''}\" title=\"over "
-                 f"{rs.n_tasks if rs else 0} task(s)\">{fmt(rs.value) if rs else '—'}"
-                 f"<span class=\"ci\">{e(_ci(rs.ci)) if rs else ''}</span></td>")
-        for c in ordered_cols:
-            cell = board.cell(r, c)
-            cls = [cell.verdict] if cell.verdict in ("better", "worse") else []
-            if not cell.comparable and cell.value is not None:
-                cls.append("mismatch")
-            mark = MARK.get(cell.verdict or "", "") + (" ⚠" if "mismatch" in cls else "")
-            p.append(f"<td class=\"{' '.join(cls)}\" data-sort=\""
-                     f"{'' if cell.value is None else cell.value}\" "
-                     f"title=\"{e(cell_tooltip(board, cell, c))}\">{fmt(cell.value)}"
-                     f"<span class=\"ci\">{e(_ci(cell.ci))}</span>{e(mark)}</td>")
-        p.append("</tr>")
-    p.append("</tbody></table>")
+            if by_task and by_task[-1][0] == c.task:
+                by_task[-1][1].append(c)
+            else:
+                by_task.append((c.task, [c]))
+        n_cols = 2 + len(cols)
+        p.append(f"<h2>{e(group or 'Tasks')}</h2><div class=\"scroll\">"
+                 f"<table class=\"board\" id=\"board-{gi}\" data-group=\"{e(group)}\"><thead>"
+                 "<tr><th class=\"sortable model\" data-col=\"0\" rowspan=\"2\">Model</th>"
+                 "<th class=\"sortable rank\" data-col=\"1\" rowspan=\"2\" aria-sort=\"ascending\""
+                 " title=\"EuroEval-style rank score over the board's tasks, 1 = best; 95% "
+                 "bootstrap CI\">Rank score</th>")
+        for task, tcols in by_task:
+            p.append(f"<th class=\"task\" colspan=\"{len(tcols)}\" title=\"{e(task)}\">"
+                     f"{e(tcols[0].task_label or task)}</th>")
+        p.append("</tr><tr>")
+        for i, c in enumerate(cols, 2):
+            arrow = "" if c.higher_is_better else " <span class=\"dir\">↓</span>"
+            tip = f"{c.metric} · {c.task}" + (f"\n{c.description}" if c.description else "") \
+                + f"\n{'higher' if c.higher_is_better else 'lower'} is better"
+            p.append(f"<th class=\"sortable metric\" data-col=\"{i}\" data-id=\"{e(c.id)}\" "
+                     f"title=\"{e(tip)}\">{e(c.metric_label or c.metric)}{arrow}</th>")
+        p.append("</tr></thead>")
+        for r in rows:
+            rs = board.rank.get(r.key)
+            base = board.baselines.get(r.key)
+            badge = "" if base or not any(v == r.key for v in board.baselines.values()) \
+                else "<span class=\"badge\">baseline</span>"
+            p.append(f"<tbody data-key=\"{e(r.key)}\"><tr class=\"main\">"
+                     f"<td class=\"model\" data-type=\"text\" data-sort=\"{e(r.label)}\">"
+                     f"<span class=\"name\">{e(r.label)}</span>{badge}"
+                     "<button class=\"more\" type=\"button\" aria-expanded=\"false\" "
+                     "title=\"model and run details\">details</button></td>")
+            p.append(f"<td class=\"rank\" data-sort=\"{rs.value if rs else ''}\" title=\"over "
+                     f"{rs.n_tasks if rs else 0} task(s)\">{fmt(rs.value) if rs else '—'}"
+                     f"<span class=\"ci\">{e(_ci(rs.ci).strip()) if rs else ''}</span></td>")
+            for c in cols:
+                cell = board.cell(r, c)
+                cls = ["val"]
+                if not cell.comparable and cell.value is not None:
+                    cls.append("mismatch")
+                value = e(fmt(cell.value))
+                href = view_href(c.task, r.key) if view_href and c.task in r.summaries else None
+                if href and cell.value is not None:
+                    value = (f"<a href=\"{e(href)}\" title=\"open the samples of "
+                             f"{e(r.label)} on {e(c.task)}\">{value}</a>")
+                ci = f"{fmt(cell.ci[0])}–{fmt(cell.ci[1])}" if cell.ci else ""
+                extra = f"<span class=\"ci\">{e(ci)}</span>" if ci else ""
+                if cell.delta is not None and cell.value is not None:
+                    v = cell.verdict if cell.verdict in ("better", "worse") else ""
+                    mark = (f"<span class=\"sig\" aria-label=\"significantly {v}\">{SIG}"
+                            "</span>") if v else ""
+                    extra += f"<span class=\"d {v}\">Δ {e(fmt_delta(cell))}{mark}</span>"
+                if "mismatch" in cls:
+                    extra += "<span class=\"d\">⚠ not comparable</span>"
+                p.append(f"<td class=\"{' '.join(cls)}\" data-sort=\""
+                         f"{'' if cell.value is None else cell.value}\" "
+                         f"title=\"{e(cell_tooltip(board, cell, c, r))}\">{value}{extra}</td>")
+            p.append("</tr>")
+            dl = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in details[r.key])
+            if base:
+                dl += f"<dt>baseline</dt><dd>{e(board.row(base).label)}</dd>"
+            p.append(f"<tr class=\"details\" hidden><td colspan=\"{n_cols}\"><dl>{dl}</dl>"
+                     "</td></tr></tbody>")
+        p.append("</table></div>")
     p.append("<h2>Metrics</h2><dl class=\"metrics\">")
     for c in board.columns:
-        p.append(f"<dt>{e(c.label)}</dt><dd>{e(c.description or c.metric)} "
+        p.append(f"<dt>{e(c.label)} <code>{e(c.metric)}</code></dt><dd>"
+                 f"{e(c.description or c.metric)} "
                  f"({'higher' if c.higher_is_better else 'lower'} is better)</dd>")
     p.append("</dl>")
     sigs = _signatures(board)
@@ -319,7 +424,6 @@ def to_html(board: Board, plots: list[str] | None = None) -> str:
                  + "</ul>")
     if plots:
         p.append("<h2>Plots</h2>")
-        p += [f"<p><img src=\"{e(src)}\" alt=\"{e(src)}\" style=\"max-width:100%\"></p>"
-              for src in plots]
-    p.append(f"<script>{_JS}</script></body></html>")
+        p += [f"<img class=\"plot\" src=\"{e(src)}\" alt=\"{e(src)}\">" for src in plots]
+    p.append(f"</main><script>{_JS}</script></body></html>")
     return "\n".join(p) + "\n"

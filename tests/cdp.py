@@ -1,9 +1,11 @@
-"""A minimal Chrome DevTools Protocol client (stdlib only) for the leaderboard page test.
+"""A minimal Chrome DevTools Protocol client (stdlib only) for the browser tests (board and
+`evalkit view` pages).
 
 Starts headless Chromium (Debian's `chromium`) on a private profile with
 ``--remote-debugging-port=0``, reads the port it picked from ``DevToolsActivePort``, and talks
 to the page over a hand-rolled RFC 6455 WebSocket on 127.0.0.1. No browser download, no extra
-Python package. Holds no tests itself.
+Python package. Holds no tests itself; `save_artifact` copies screenshots to
+``$EVALKIT_ARTIFACTS`` when set (CI keeps them).
 """
 
 from __future__ import annotations
@@ -102,11 +104,14 @@ class Chromium:
     def __init__(self, exe: str, profile: Path, width: int = 1280, height: int = 900) -> None:
         self.exe, self.profile, self.size = exe, Path(profile), (width, height)
         self.requested: list[str] = []
+        self.errors: list[str] = []  # uncaught JS exceptions in the page
         self._id = 0
         self._events: list[dict[str, Any]] = []
 
     def __enter__(self) -> Chromium:
         self.profile.mkdir(parents=True, exist_ok=True)
+        # a profile used before keeps its old port file: never read a dead browser's port
+        (self.profile / "DevToolsActivePort").unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             [self.exe, "--headless=new", "--no-sandbox", "--disable-gpu",
              "--disable-dev-shm-usage", "--no-first-run", "--remote-debugging-port=0",
@@ -120,15 +125,19 @@ class Chromium:
                 self.__exit__()
                 raise RuntimeError("chromium did not start its DevTools endpoint")
             time.sleep(0.1)
-        port = int(port_file.read_text().splitlines()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as r:
-            targets = json.load(r)
-        page = next(t for t in targets if t.get("type") == "page")
-        path = page["webSocketDebuggerUrl"].split(f"127.0.0.1:{port}", 1)[1]
-        self.ws = _WebSocket("127.0.0.1", port, path)
-        self.call("Page.enable")
-        self.call("Network.enable")
-        self.call("Runtime.enable")
+        try:  # whatever fails from here on, the browser this object started is stopped
+            port = int(port_file.read_text().splitlines()[0])
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as r:
+                targets = json.load(r)
+            page = next(t for t in targets if t.get("type") == "page")
+            path = page["webSocketDebuggerUrl"].split(f"127.0.0.1:{port}", 1)[1]
+            self.ws = _WebSocket("127.0.0.1", port, path)
+            self.call("Page.enable")
+            self.call("Network.enable")
+            self.call("Runtime.enable")
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -145,6 +154,9 @@ class Chromium:
     def _dispatch(self, msg: dict[str, Any]) -> None:
         if msg.get("method") == "Network.requestWillBeSent":
             self.requested.append(msg["params"]["request"]["url"])
+        elif msg.get("method") == "Runtime.exceptionThrown":
+            d = msg["params"]["exceptionDetails"]
+            self.errors.append(str(d.get("exception", {}).get("description") or d.get("text")))
         self._events.append(msg)
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
@@ -160,9 +172,11 @@ class Chromium:
             self._dispatch(msg)
 
     def open(self, url: str) -> None:
-        """Navigate and wait for the load event."""
+        """Navigate and wait for the load event (a change of #fragment only: no wait)."""
         self._events.clear()
-        self.call("Page.navigate", url=url)
+        res = self.call("Page.navigate", url=url)
+        if "loaderId" not in res:  # same document, another #fragment: no load event comes
+            return
         deadline = time.time() + 60
         while not any(e.get("method") == "Page.loadEventFired" for e in self._events):
             if time.time() > deadline:
@@ -190,3 +204,40 @@ class Chromium:
         res = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         Path(path).write_bytes(base64.b64decode(res["data"]))
         return Path(path)
+
+    def set_viewport(self, width: int, height: int) -> None:
+        """Emulate a window of `width` × `height` CSS pixels."""
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                  deviceScaleFactor=1, mobile=False)
+
+    def type(self, selector: str, text: str) -> None:
+        """Focus an input and type `text` as keyboard input (fires `input` events)."""
+        self.eval(f"(() => {{const e = document.querySelector({json.dumps(selector)}); "
+                  "e.focus(); e.select && e.select();})()")
+        self.call("Input.insertText", text=text)
+
+    def select(self, selector: str, value: str) -> None:
+        """Choose `value` in a <select> and fire its change event, as a user's pick does."""
+        self.eval(f"(() => {{const e = document.querySelector({json.dumps(selector)}); "
+                  f"e.value = {json.dumps(value)}; "
+                  "e.dispatchEvent(new Event('change', {bubbles: true}));})()")
+
+    def wait(self, expr: str, timeout: float = 10.0) -> Any:
+        """Poll a JS expression until it is truthy; returns its value."""
+        deadline = time.time() + timeout
+        while True:
+            v = self.eval(expr)
+            if v:
+                return v
+            if time.time() > deadline:
+                raise TimeoutError(f"{expr!r} stayed falsy for {timeout} s")
+            time.sleep(0.05)
+
+
+def save_artifact(path: Path) -> Path:
+    """Copy a screenshot (or any file) to ``$EVALKIT_ARTIFACTS`` when that is set."""
+    dest = os.environ.get("EVALKIT_ARTIFACTS")
+    if dest:
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, Path(dest) / Path(path).name)
+    return Path(path)
