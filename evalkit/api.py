@@ -33,6 +33,7 @@ class Results:
     out: Path
     variant_dirs: dict[str, Path]  # run_id → variant directory
     board_files: list[Path]
+    view_page: Path | None = None  # the sample viewer's index page, when written
 
     def to_pandas(self) -> Any:
         """One row per variant × task × metric: value, CI, n, direction, CI method."""
@@ -105,8 +106,17 @@ def evaluate(model: str, tasks: Sequence[str] | str = (), adapters: Sequence[str
     out = Path(cfg.out)
     dirs = {s.run_id: out / s.run_id.split("@", 1)[0] for s in summaries}
     boards: list[Path] = []
+    view_page = None
     if leaderboards and cfg.update_leaderboards:
         from evalkit.leaderboard import update_for_run
 
         boards = update_for_run(out, summaries) or []
-    return Results(summaries, out, dirs, boards)
+        from evalkit.errors import EvalkitError
+        from evalkit.view.build import build_view
+
+        try:  # the boards' cells link into these pages
+            view_page = build_view([out], out / "view")[0]
+        except (EvalkitError, OSError) as exc:
+            if notify:
+                notify(f"sample viewer not written: {exc} (rebuild with `evalkit view {out}`)")
+    return Results(summaries, out, dirs, boards, view_page)

@@ -64,26 +64,24 @@ def run(
     def note(msg: str) -> None:
         typer.echo(f"evalkit: warning: {msg}", err=True)
 
-    with Progress(disable=opts.as_json) as bar:
+    with Progress(disable=opts.output_format() != "table") as bar:
         res = evaluate(model, names, adapter, leaderboards=opts.leaderboard,
                        progress=bar.update, notify=note, merge_adapter=merge_adapter,
                        include_base=base, **kwargs)
-    view_page = None
-    if opts.leaderboard:  # the boards' cells link into these pages
-        from evalkit.view.build import build_view
-
-        try:
-            view_page = build_view([res.out], res.out / "view")[0]
-        except (EvalkitError, OSError) as exc:
-            note(f"sample viewer not written: {exc} (rebuild with `evalkit view {res.out}`)")
+    view_page = res.view_page
     if wandb_project:
         from evalkit.export.wandb import log_run
 
         where = log_run(res.summaries, res.out, wandb_project, res.board_files)
-        typer.echo(f"wandb: {where}", err=opts.as_json)
-    if opts.as_json:
+        typer.echo(f"wandb: {where}", err=opts.output_format() != "table")
+    if opts.output_format() == "json":
         for s in res.summaries:
             print(s.model_dump_json())
+        return
+    if opts.output_format() == "markdown":
+        from evalkit.report import to_markdown
+
+        typer.echo(to_markdown(res.summaries))
         return
     from evalkit.compare import print_run_comparison
     from evalkit.report import print_table

@@ -49,6 +49,14 @@ class RunOptions:
     option: list[str]
     leaderboard: bool
     as_json: bool
+    format: str
+
+    def output_format(self) -> str:
+        """table | markdown | json (``--json`` is short for ``--format json``)."""
+        fmt = "json" if self.as_json else self.format
+        if fmt not in ("table", "markdown", "json"):
+            raise BadInput(f"--format must be table, markdown or json, not {fmt!r}")
+        return fmt
 
     def task_names(self) -> list[str]:
         """--tasks and --suite expanded into task names."""
@@ -148,7 +156,10 @@ _SPECS: dict[str, tuple[Any, Any]] = {
                                        "(e.g. judge=rule).")),
     "leaderboard": (bool, typer.Option(True, help="Update the leaderboards the results "
                                        "belong to.")),
-    "as_json": (bool, typer.Option(False, "--json", help="Print results as JSON lines.")),
+    "as_json": (bool, typer.Option(False, "--json", help="Print results as JSON lines (same as "
+                                   "--format json).")),
+    "format": (str, typer.Option("table", "--format", help="How the final results print: "
+                                 "table | markdown (pastes into a paper or wiki) | json.")),
 }
 assert set(_SPECS) == {f.name for f in fields(RunOptions)}
 

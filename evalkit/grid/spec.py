@@ -40,8 +40,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from evalkit.errors import BadInput
 
 #: RunOptions fields that are not ``[options]`` keys: tasks and seeds are top-level keys,
-#: ``--json`` is about the terminal
-_NOT_OPTIONS = {"tasks", "suite", "seed", "as_json"}
+#: ``--json``/``--format`` are about the terminal
+_NOT_OPTIONS = {"tasks", "suite", "seed", "as_json", "format"}
 #: vLLM multi-node engine options: grid options (and `BackendConfig` fields), not run options
 ENGINE_OPTIONS = ("pipeline_parallel_size", "distributed_executor_backend")
 

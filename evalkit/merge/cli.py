@@ -119,9 +119,9 @@ def sweep_cmd(
     points = run_sweep(make, alphas, names, out, keep=keep, with_inputs=with_inputs,
                        merged_dir=merged_dir, dtype=merge_dtype,
                        allow_config_diff=allow_config_diff, run_options=run_opts,
-                       executor=ex, show_progress=not opts.as_json)
+                       executor=ex, show_progress=opts.output_format() == "table")
     best = select_best(points, select) if select else None
-    if opts.as_json:
+    if opts.output_format() == "json":
         typer.echo(json.dumps({"points": [p.__dict__ for p in points],
                                "best": best.label if best else None}, default=str))
         return
