@@ -87,6 +87,14 @@ class RunOptions:
         if self.backend in TEST_ONLY:
             raise BadInput(f"backend {self.backend!r} serves canned outputs to tests only; use "
                            "--backend hf or --backend vllm")
+        # odd values fail here, before any merge, model load or unit starts
+        if self.limit is not None and self.limit < 1:
+            raise BadInput(f"--limit must be a positive number of samples per task, got "
+                           f"{self.limit}; leave it out to evaluate every sample")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise BadInput(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}")
+        if self.seed < 0:
+            raise BadInput(f"--seed must be 0 or more, got {self.seed}")
         return dict(backend=self.backend, limit=self.limit, seed=self.seed, out=self.out,
                     data_dir=self.data_dir, chat_template=self.chat_template,
                     revision=self.revision, backend_options=self.backend_options(),

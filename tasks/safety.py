@@ -220,6 +220,16 @@ class JudgedTask:
         """FLORES-style code of the prompts' language."""
         return langid.ISO1.get(self.iso, self.iso)
 
+    def check_options(self, options: Any) -> None:
+        """Pre-flight, before any generation: the judge named by ``judge=`` can be built (its
+        family exists, its model path resolves, an API key may be sent) without loading it."""
+        from evalkit.judges import make_judge
+
+        judge = make_judge(options.get("judge"))
+        close = getattr(judge, "close", None)
+        if close is not None:
+            close()
+
     # -- data ---------------------------------------------------------------------------------
     def samples(self, data: Any) -> list[Sample]:
         """Prompts of this task through the data layer."""

@@ -100,8 +100,7 @@ def snapshot(out: Path) -> dict[str, Any]:
     for board in sorted(out.glob("leaderboards/*/board.json")):
         doc = json.loads(board.read_text())
         for row in doc["rows"]:
-            row["meta"].pop("variant_dir", None)
-            row["meta"].pop("runs", None)
+            row.get("details", {}).pop("runs", None)  # run timestamps
         res[str(board.relative_to(out))] = doc
     return res
 

@@ -63,7 +63,7 @@ def run_unit_task(unit: Unit, plan: GridPlan, probe: str | None, token: str,
     counts: dict[str, int] = {}
     last = [0.0]
 
-    def progress(label: str, n: int, total: int) -> None:
+    def progress(label: str, n: int, total: int, tokens: int | None = None) -> None:
         if label not in ("generating", "log-likelihoods"):
             return
         counts[label] = n

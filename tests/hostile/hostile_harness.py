@@ -34,9 +34,13 @@ class Result:
 
     @property
     def error_lines(self) -> list[str]:
-        """stderr lines that are not warnings or progress."""
+        """stderr lines that are not warnings or progress lines."""
+        import re
+
+        progress = re.compile(r"^evalkit: .+ \d+/\d+ \(.*\)$")
         return [x for x in self.err.splitlines()
-                if x.strip() and not x.startswith("evalkit: warning:")]
+                if x.strip() and not x.startswith("evalkit: warning:")
+                and not progress.match(x)]
 
 
 def call(args: list[str], cwd: Path) -> Result:
