@@ -131,7 +131,7 @@ class ParseSuccessTask:
               ctx: ScoringContext) -> ScoredTask:
         """PS and parse score per oracle, their agreement, and the spread over seeds."""
         from evalkit.oracles.rule import RuleConfig, judge, parse_score, parse_success
-        from evalkit.tasks.saga_gen import parse_metrics
+        from evalkit.tasks.oracle_judged import parse_metrics
 
         first = str(ctx.options.get("first_sentence", "false")).lower() in ("1", "true", "yes")
         over = str(ctx.options.get("parse_score_over", "all"))
