@@ -44,7 +44,9 @@ __all__ = [
     "judge_parses",
     "make_reward",
     "mattr",
+    "ParseStats",
     "parse_score",
+    "parse_stats",
     "parse_success",
     "split_sentences",
     "truncate_text",
@@ -436,3 +438,40 @@ def parse_score(verdicts: Sequence[Verdict], over: str = "all") -> float:
         raise ValueError("over must be 'all' or 'passing'")
     mean_q = sum(v.q for v in pool) / len(pool) if pool else 0.0
     return parse_success(verdicts) * mean_q
+
+
+@dataclass(frozen=True, slots=True)
+class ParseStats:
+    """Point estimates over one set of verdicts (one model, one oracle, one seed).
+
+    Attributes:
+        ps: parse success, the share of generations that pass.
+        parse_score: PS × mean q.
+        mean_q: mean q over all generations.
+        mean_reward: mean reward over all generations.
+        complete_share: share of generations with at least one complete sentence judged.
+        mattr: mean MATTR over those, or None when the MATTR term is off.
+        n: generations.
+    """
+
+    ps: float
+    parse_score: float
+    mean_q: float
+    mean_reward: float
+    complete_share: float
+    mattr: float | None
+    n: int
+
+
+def parse_stats(verdicts: Sequence[Verdict], over: str = "all") -> ParseStats:
+    """The parse-success evaluation of a set of verdicts (``nb_parse``'s per-seed numbers and
+    the Δ-DPO loop's evaluation both come from here); `over` as in :func:`parse_score`."""
+    n = len(verdicts)
+    complete = [v for v in verdicts if v.n_sentences > 0]
+    mattrs = [v.mattr for v in complete if v.mattr is not None]
+    return ParseStats(
+        ps=parse_success(verdicts), parse_score=parse_score(verdicts, over),
+        mean_q=sum(v.q for v in verdicts) / n if n else 0.0,
+        mean_reward=sum(v.reward for v in verdicts) / n if n else 0.0,
+        complete_share=len(complete) / n if n else 0.0,
+        mattr=sum(mattrs) / len(mattrs) if mattrs else None, n=n)

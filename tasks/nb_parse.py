@@ -130,7 +130,7 @@ class ParseSuccessTask:
     def score(self, samples: Sequence[Sample], outputs: Sequence[Sequence[Output]],
               ctx: ScoringContext) -> ScoredTask:
         """PS and parse score per oracle, their agreement, and the spread over seeds."""
-        from evalkit.oracles.rule import RuleConfig, judge, parse_score, parse_success
+        from evalkit.oracles.rule import RuleConfig, judge, parse_stats
         from evalkit.tasks.oracle_judged import parse_metrics
 
         first = str(ctx.options.get("first_sentence", "false")).lower() in ("1", "true", "yes")
@@ -165,8 +165,9 @@ class ParseSuccessTask:
             metrics[f"parse_score:{name}"] = pm["parse_score"]
             metrics[f"mean_reward:{name}"] = mean_metric([v.reward for v in verdicts],
                                                          seed=ctx.seed)
-            ps_seed = [parse_success(verdicts[j::n_seeds]) for j in range(n_seeds)]
-            score_seed = [parse_score(verdicts[j::n_seeds], over) for j in range(n_seeds)]
+            per_seed = [parse_stats(verdicts[j::n_seeds], over) for j in range(n_seeds)]
+            ps_seed = [st.ps for st in per_seed]
+            score_seed = [st.parse_score for st in per_seed]
             sd = statistics.stdev if n_seeds > 1 else (lambda _xs: 0.0)
             metrics[f"parse_success_seed_sd:{name}"] = MetricValue(
                 value=float(sd(ps_seed)), n=n_seeds, higher_is_better=False,

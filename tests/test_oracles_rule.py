@@ -213,6 +213,13 @@ def test_aggregates_and_reward_fn() -> None:
     assert parse_score(v) == pytest.approx(0.5 * (1.0 + 0.5) / 2)
     assert parse_score(v, over="passing") == pytest.approx(0.5)
     assert parse_success([]) == 0.0
+    from evalkit.oracles.rule import parse_stats
+
+    st = parse_stats(v + judge(oracle, [""]))  # the empty text has no complete sentence
+    assert (st.ps, st.n, st.complete_share) == (pytest.approx(1 / 3), 3, pytest.approx(2 / 3))
+    assert st.parse_score == pytest.approx(parse_score(v + judge(oracle, [""])))
+    assert st.mean_reward == pytest.approx(sum(x.reward for x in v + judge(oracle, [""])) / 3)
+    assert parse_stats(v, over="passing").parse_score == pytest.approx(0.5)
     reward = make_reward(oracle)
     assert reward(["liker kaffe."], prompts=["Jeg "]) == [pytest.approx(1.0)]
     assert reward([[{"role": "assistant", "content": "Jeg liker kaffe."}]]) == [pytest.approx(1.0)]

@@ -28,10 +28,10 @@ from typing import Any
 from evalkit.data import DataLayer
 from evalkit.dpo.config import DPOLoopConfig
 from evalkit.dpo.pairs import Pair, mine_pairs, pair_stats
-from evalkit.dpo.stages import (backend_for, build_prompts, generate, metrics_of,
-                                sample,
-                                rule_config, sft_sentences)
+from evalkit.dpo.stages import (backend_for, build_prompts, generate, rule_config, sample,
+                                sft_sentences)
 from evalkit.errors import BadInput, EvalkitError
+from evalkit.oracles.rule import parse_stats
 from evalkit.oracles.specs import load_oracle
 from evalkit.types import GenParams, sha256_text, stable_hash
 
@@ -175,7 +175,7 @@ class _Loop:
             rows = _read_jsonl(d / f"seed{s}.jsonl")
             texts = [r["prompt"] + r["continuation"] for r in rows]
             result["seeds"][str(s)] = {
-                role: asdict(metrics_of(self.judge(role, texts))) for role in ("train", "heldout")}
+                role: asdict(parse_stats(self.judge(role, texts))) for role in ("train", "heldout")}
         self.timer.add(f"eval_scoring_{name}", time.perf_counter() - t0)
         result["mean"] = _mean_over_seeds(result["seeds"])
         _write_json(done, result)
