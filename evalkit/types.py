@@ -127,7 +127,11 @@ class MetricValue:
     """An aggregate score with its uncertainty and direction.
 
     `ci` is a 95 % interval (bootstrap unless `ci_method` says otherwise); `se` a standard
-    error where one is defined. `signature` holds e.g. sacrebleu's signature string.
+    error where one is defined. `signature` holds e.g. sacrebleu's signature string. `kind`,
+    `scale` and `per_sample_key` are the declaration of the metric that produced the value
+    (`evalkit.metrics.Metric`): what kind of aggregate it is, the factor from per-sample
+    values to the metric, and where sample records keep the per-sample values (None: nowhere).
+    Values that were never declared leave all three None.
     """
 
     value: float | None
@@ -138,13 +142,18 @@ class MetricValue:
     ci_method: str | None = None
     signature: str | None = None
     note: str | None = None
+    kind: str | None = None
+    scale: float | None = None
+    per_sample_key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form used in RunSummary."""
         d = asdict(self)
         if self.ci is not None:
             d["ci"] = list(self.ci)
-        return {k: v for k, v in d.items() if v is not None or k == "value"}
+        declared = self.kind is not None
+        return {k: v for k, v in d.items()
+                if v is not None or k == "value" or (k == "per_sample_key" and declared)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.metrics import mean_metric
+from evalkit.metrics import Metric
 from evalkit.tasks.loglik_utils import check_name, loglik_output, pair_wins
 from evalkit.types import LoglikRequest, Output, Sample, ScoredTask, ScoringContext
 
@@ -49,13 +49,15 @@ class Bl2mpTask:
         good = [loglik_output(o, 0).logprob for o in outputs]
         bad = [loglik_output(o, 1).logprob for o in outputs]
         wins = pair_wins(good, bad)
-        metrics = {"accuracy": mean_metric(wins, seed=ctx.seed)}
-        for field, label in (("type", "type"), ("level", "level")):
+        accuracy = Metric("accuracy", "proportion", per_sample_key="correct")
+        metrics = {accuracy.name: accuracy.mean(wins, seed=ctx.seed)}
+        for field in ("type", "level"):
             groups: dict[str, list[float]] = {}
             for s, w in zip(samples, wins):
                 groups.setdefault(str(s.data[field]), []).append(w)
             for key, ws in sorted(groups.items()):
-                metrics[f"accuracy[{label}={key}]"] = mean_metric(ws, seed=ctx.seed)
+                sub = Metric(f"accuracy[{field}={key}]", "proportion")  # a subset: no key
+                metrics[sub.name] = sub.mean(ws, seed=ctx.seed)
         per = [{"lp_good": g, "lp_bad": b, "correct": bool(w), "type": s.data["type"],
                 "level": s.data["level"]} for s, g, b, w in zip(samples, good, bad, wins)]
         return ScoredTask(per, metrics, {"comparison": "summed token log-probs, ties wrong"})

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.metrics import mean_metric
+from evalkit.metrics import Metric
 from evalkit.stats import bootstrap_replicates, percentile_interval
 from evalkit.types import Generation, MetricValue, Output
 
@@ -35,20 +35,27 @@ def first_sentence_mode(options: Any) -> bool:
     return str(options.get("first_sentence", "false")).lower() in ("1", "true", "yes")
 
 
+#: parse success and parse score of one output per sample (summ, rc), declared
+PARSE_SUCCESS = Metric("parse_success", "proportion", per_sample_key="passed")
+PARSE_SCORE = Metric("parse_score", "corpus")
+
+
 def parse_metrics(passed: Sequence[bool], q: Sequence[float], seed: int = 0,
                   over: str = "all", resamples: int = 1000) -> dict[str, MetricValue]:
     """PS (share of passes, Wilson CI) and parse score = PS × mean q (bootstrap CI).
 
-    The parse-score CI resamples items jointly, so the PS and q factors move together.
+    The parse-score CI resamples items jointly, so the PS and q factors move together. The
+    values carry the `PARSE_SUCCESS` / `PARSE_SCORE` declarations (per-sample key ``passed``,
+    the key `verdict_row` writes).
     """
     import numpy as np
 
     if over not in ("all", "passing"):
         raise BadInput(f"parse_score_over must be 'all' or 'passing', not {over!r}")
-    ps = mean_metric([float(p) for p in passed], kind="proportion", seed=seed)
+    ps = PARSE_SUCCESS.mean([float(p) for p in passed], seed=seed)
     n = len(passed)
     if n == 0:
-        return {"parse_success": ps, "parse_score": MetricValue(value=None, n=0)}
+        return {"parse_success": ps, "parse_score": PARSE_SCORE.declare(MetricValue(None, 0))}
     p = np.asarray(passed, dtype=float)
     qq = np.asarray(q, dtype=float)
     mask = p if over == "passing" else np.ones(n)
@@ -64,9 +71,10 @@ def parse_metrics(passed: Sequence[bool], q: Sequence[float], seed: int = 0,
     if n > 1:
         ci = percentile_interval(bootstrap_replicates(score, n, resamples, seed), n=n)
     return {"parse_success": ps,
-            "parse_score": MetricValue(value=value, n=n, ci=ci,
-                                       ci_method=f"bootstrap-percentile-{resamples}" if ci else None,
-                                       note=f"PS × mean q (q over {over} outputs)")}
+            "parse_score": PARSE_SCORE.declare(MetricValue(
+                value=value, n=n, ci=ci,
+                ci_method=f"bootstrap-percentile-{resamples}" if ci else None,
+                note=f"PS × mean q (q over {over} outputs)"))}
 
 
 def oracle_spec(options: Any) -> Any:

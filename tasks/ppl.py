@@ -16,11 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from evalkit.metrics import Metric
 from evalkit.stats import bootstrap_replicates, percentile_interval
 from evalkit.tasks.loglik_utils import check_name, loglik_output
 from evalkit.types import LoglikRequest, MetricValue, Output, Sample, ScoredTask, ScoringContext
 
 PPL_TEXT = "nob_sentences/ud_no_bokmaal-test.sentences.txt"
+#: corpus-level, lower is better; records keep each sentence's NLL and counts, not a share
+PERPLEXITY = Metric("perplexity", "corpus", higher_is_better=False)
+BITS_PER_BYTE = Metric("bits_per_byte", "corpus", higher_is_better=False)
+TOKENS = Metric("tokens", "corpus", higher_is_better=False)
 TOKENIZER_NOTE = ("comparable only between models with the same tokenizer; use bits_per_byte "
                   "across tokenizers")
 
@@ -78,11 +83,11 @@ class PerplexityTask:
         nll = [-r.logprob for r in res]
         ntok = [r.n_tokens for r in res]
         nbytes = [len(s.data["text"].encode("utf-8")) for s in samples]
-        metrics = {"perplexity": perplexity(nll, ntok, ctx.seed),
-                   "bits_per_byte": bits_per_byte(nll, nbytes),
-                   "tokens": MetricValue(value=float(sum(ntok)), n=len(ntok),
-                                         higher_is_better=False,
-                                         note="scored tokens (tokenizer-dependent)")}
+        metrics = {PERPLEXITY.name: PERPLEXITY.declare(perplexity(nll, ntok, ctx.seed)),
+                   BITS_PER_BYTE.name: BITS_PER_BYTE.declare(bits_per_byte(nll, nbytes)),
+                   TOKENS.name: TOKENS.declare(MetricValue(
+                       value=float(sum(ntok)), n=len(ntok), higher_is_better=False,
+                       note="scored tokens (tokenizer-dependent)"))}
         per = [{"nll": a, "n_tokens": b, "n_bytes": c} for a, b, c in zip(nll, ntok, nbytes)]
         meta = {"text": self.source, "bos_prefixed": True, "eos_scored": False,
                 "comparability": TOKENIZER_NOTE,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.metrics import mean_metric
+from evalkit.metrics import Metric
 from evalkit.tasks.oracle_judged import (FLORES_NOB, check_oracle, file_sha256, first_text,
                                          judge_texts, parse_metrics, read_flores_nob,
                                          verdict_row)
@@ -29,6 +29,10 @@ from evalkit.types import GenParams, Output, Sample, ScoredTask, ScoringContext
 RC_FILE = Path(__file__).resolve().parent / "data" / "rc_nob" / "questions.jsonl"
 BELEBELE_MIRROR = "belebele/nob_Latn.jsonl"
 RC_GEN = GenParams(max_new_tokens=60, temperature=0.0, stop=("\n",))
+APS = Metric("aps", "proportion", per_sample_key="passed")
+ACCURACY = Metric("accuracy", "proportion", per_sample_key="correct")
+ACCURACY_WF = Metric("accuracy_and_wellformed", "proportion",
+                     per_sample_key="correct_and_wellformed")
 
 
 def normalize_tokens(text: str) -> list[str]:
@@ -146,14 +150,15 @@ class ReadingTask:
         passed = [bool(v.passed) for v in verdicts]
         over = str(ctx.options.get("parse_score_over", "all"))
         pm = parse_metrics(passed, [v.q for v in verdicts], ctx.seed, over)
+        both = [float(c and p) for c, p in zip(correct, passed)]
         metrics = {
-            "aps": pm["parse_success"],
-            "accuracy": mean_metric([float(c) for c in correct], seed=ctx.seed),
-            "accuracy_and_wellformed": mean_metric([float(c and p) for c, p in
-                                                    zip(correct, passed)], seed=ctx.seed),
+            APS.name: APS.declare(pm["parse_success"]),
+            ACCURACY.name: ACCURACY.mean([float(c) for c in correct], seed=ctx.seed),
+            ACCURACY_WF.name: ACCURACY_WF.mean(both, seed=ctx.seed),
             "parse_score": pm["parse_score"],
         }
-        per = [{**verdict_row(v), "correct": c} for v, c in zip(verdicts, correct)]
+        per = [{**verdict_row(v), ACCURACY.sample_key: c, ACCURACY_WF.sample_key: cw}
+               for v, c, cw in zip(verdicts, correct, both)]
         match = ("gold option is the unique best token-F1 match" if self.source == "belebele"
                  else "a gold answer occurs as a whole-word sequence")
         return ScoredTask(per, metrics, {**prov, "source": self.source, "accuracy_rule": match})

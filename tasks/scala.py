@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.metrics import auroc_metric, mean_metric
+from evalkit.metrics import Metric, auroc_metric
 from evalkit.tasks.loglik_utils import check_name, loglik_output, pair_wins
 from evalkit.types import (LoglikRequest, Output, Sample, ScoredTask, ScoringContext, sha256_text,
                            stable_hash)
@@ -263,17 +263,22 @@ class ScalaTask:
         mean_g = [r.logprob / max(1, r.n_tokens) for r in good]
         mean_b = [r.logprob / max(1, r.n_tokens) for r in bad]
         labels = [1] * len(good) + [0] * len(bad)
+        # records keep the log-probs, not the wins: no per-sample keys
+        auroc, auroc_sum = Metric("auroc", "corpus"), Metric("auroc_sum", "corpus")
+        pair_acc = Metric("pair_accuracy", "proportion")
         metrics = {
-            "auroc": auroc_metric(mean_g + mean_b, labels, seed=ctx.seed),
-            "auroc_sum": auroc_metric([r.logprob for r in good + bad], labels, seed=ctx.seed),
-            "pair_accuracy": mean_metric(pair_wins(mean_g, mean_b), seed=ctx.seed,
+            auroc.name: auroc.declare(auroc_metric(mean_g + mean_b, labels, seed=ctx.seed)),
+            auroc_sum.name: auroc_sum.declare(
+                auroc_metric([r.logprob for r in good + bad], labels, seed=ctx.seed)),
+            pair_acc.name: pair_acc.mean(pair_wins(mean_g, mean_b), seed=ctx.seed,
                                          note="mean log-prob of correct > its corruption"),
         }
         by_kind: dict[str, list[float]] = {}
         for s, g, b in zip(samples, mean_g, mean_b):
             by_kind.setdefault(s.data["corruption_type"], []).append(float(g > b))
         for kind, wins in sorted(by_kind.items()):
-            metrics[f"pair_accuracy[{kind}]"] = mean_metric(wins, seed=ctx.seed)
+            sub = Metric(f"pair_accuracy[{kind}]", "proportion")
+            metrics[sub.name] = sub.mean(wins, seed=ctx.seed)
         per = [{"lp_correct": g.logprob, "n_correct": g.n_tokens, "lp_incorrect": b.logprob,
                 "n_incorrect": b.n_tokens, "mean_correct": mg, "mean_incorrect": mb,
                 "corruption_type": s.data["corruption_type"]}

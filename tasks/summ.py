@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.metrics import mean_metric
+from evalkit.metrics import Metric
 from evalkit.tasks.oracle_judged import (FLORES_NOB, check_oracle, first_text, judge_texts,
                                          parse_metrics, read_flores_nob, verdict_row)
 from evalkit.types import GenParams, Output, Sample, ScoredTask, ScoringContext
 
 FLORES_META = "flores200/metadata_devtest.tsv"
 SUMM_GEN = GenParams(max_new_tokens=80, temperature=0.0, stop=("\n",))
+EMPTY = Metric("empty_rate", "proportion", higher_is_better=False)  # records keep no flag
 
 
 def article_ranges(urls: Sequence[str]) -> list[tuple[int, int]]:
@@ -85,8 +86,7 @@ class SummaryTask:
         over = str(ctx.options.get("parse_score_over", "all"))
         metrics = parse_metrics([v.passed for v in verdicts], [v.q for v in verdicts],
                                 ctx.seed, over)
-        metrics["empty_rate"] = mean_metric([float(not t) for t in texts],
-                                            higher_is_better=False, seed=ctx.seed)
+        metrics[EMPTY.name] = EMPTY.mean([float(not t) for t in texts], seed=ctx.seed)
         return ScoredTask([verdict_row(v) for v in verdicts], metrics,
                           {**prov, "source": f"{FLORES_NOB} grouped by {FLORES_META}",
                            "reconstructed": True})

@@ -114,6 +114,10 @@ class Column:
     sample_key: str | None = None
     task_label: str = ""
     metric_label: str = ""
+    #: the metric's declared kind and scale (`evalkit.metrics.Metric`); None for records
+    #: written before metrics were declared
+    kind: str | None = None
+    scale: float | None = None
 
     @property
     def id(self) -> str:
@@ -199,7 +203,8 @@ def _columns(cfg: BoardConfig, rows: list[Row], notes: list[str]) -> list[Column
             mlabel = tc.metric_labels.get(m) or metric_label(m)
             tlabel = tc.label or tc.task
             cols.append(Column(tc.task, m, f"{tlabel} {mlabel}", group, hib, desc,
-                               m == rank_metric, tc.sample_keys.get(m), tlabel, mlabel))
+                               m == rank_metric, tc.sample_keys.get(m), tlabel, mlabel,
+                               info.get("kind"), info.get("scale")))
     return cols
 
 

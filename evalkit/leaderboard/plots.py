@@ -26,9 +26,16 @@ def _slug(s: str) -> str:
 
 
 def _scale(board: Board, col: Column) -> tuple[str, str]:
-    """(key, axis label) of a column's scale."""
+    """(key, axis label) of a column's scale: sacrebleu scores share one 0–100 axis, shares
+    (declared proportions and ratios) one 0–1 axis, percentages the 0–100 axis; any other
+    metric gets its own. Columns without a declaration are placed by their values."""
     if col.metric.split(":", 1)[0] in POINTS:
         return "points", "score (0–100)"
+    if col.kind is not None:
+        scale = col.scale or 1.0
+        if col.kind in ("proportion", "ratio") and scale in (1.0, 100.0):
+            return ("rate", "share (0–1)") if scale == 1.0 else ("points", "score (0–100)")
+        return f"own:{col.metric}", col.metric_label or col.metric
     vals: list[float] = []
     for r in board.rows:
         c = board.cell(r, col)
