@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(2)
-    from evalkit.backends.base import BackendConfig
+    from evalkit.backends.base import VLLMConfig
     from evalkit.backends.vllm import VLLMBackend
     from evalkit.types import GenParams, GenRequest
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = _prompts(args.prompts, 0)
     reqs = [GenRequest(t, GenParams(max_new_tokens=args.max_tokens)) for t in texts]
     t0 = time.perf_counter()
-    ev = VLLMBackend(BackendConfig(model=model, dtype=args.dtype))
+    ev = VLLMBackend(VLLMConfig(model=model, dtype=args.dtype))
     engine_s = time.perf_counter() - t0
     from vllm import SamplingParams
 

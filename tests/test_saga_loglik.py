@@ -36,7 +36,7 @@ def test_hf_loglik_equals_direct_forward(tiny_model, tiny_adapter, with_adapter)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from evalkit.backends.base import BackendConfig
+    from evalkit.backends.base import HFConfig
     from evalkit.backends.hf import HFBackend
 
     torch.set_num_threads(1)
@@ -47,7 +47,7 @@ def test_hf_loglik_equals_direct_forward(tiny_model, tiny_adapter, with_adapter)
     adapters = {"a1": str(tiny_adapter)} if with_adapter else {}
     if with_adapter:
         reqs = [LoglikRequest(r.context, r.continuation, "a1") for r in reqs]
-    backend = HFBackend(BackendConfig(model=str(tiny_model), adapters=adapters))
+    backend = HFBackend(HFConfig(model=str(tiny_model), adapters=adapters))
     got = dict(backend.loglikelihood(reqs))  # one padded batch: exercises masking
     backend.close()
     tok = AutoTokenizer.from_pretrained(tiny_model)

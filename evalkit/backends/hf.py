@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from evalkit.backends.base import BackendConfig, truncate_at_stop
+from evalkit.backends.base import HFConfig, truncate_at_stop
 from evalkit.errors import BadInput
 from evalkit.types import GenParams, Generation, GenRequest, LoglikRequest, LoglikResult
 
@@ -33,8 +33,9 @@ class HFBackend:
     """Backend ``hf``."""
 
     name = "hf"
+    config_class = HFConfig
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: HFConfig) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging

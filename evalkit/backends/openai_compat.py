@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.backends.base import BackendConfig, truncate_at_stop
+from evalkit.backends.base import OpenAIConfig, truncate_at_stop
 from evalkit.errors import BadInput, EvalkitError
 from evalkit.types import Generation, GenRequest, LoglikRequest, LoglikResult
 
@@ -110,8 +110,9 @@ class OpenAIBackend:
     """Chat-completions client; one HTTP request per `GenRequest` (``n`` choices each)."""
 
     name = "openai"
+    config_class = OpenAIConfig
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: OpenAIConfig) -> None:
         if config.adapters:
             raise BadInput("the openai backend cannot load LoRA adapters; serve the adapter "
                            "on the endpoint and name it as the model")

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.backends.base import BackendConfig, truncate_at_stop
+from evalkit.backends.base import VLLMConfig, truncate_at_stop
 from evalkit.backends.replicas import Replicas
 from evalkit.lora import merge_adapter
 from evalkit.errors import BadInput
@@ -96,7 +96,7 @@ def lora_rank_for(ranks: Sequence[int], override: int | None) -> int:
                    "use --merge-adapter instead")
 
 
-def engine_kwargs(config: BackendConfig, *, cpu: bool, model_path: str,
+def engine_kwargs(config: VLLMConfig, *, cpu: bool, model_path: str,
                   lora_rank: int | None, n_adapters: int) -> dict[str, Any]:
     """`vllm.LLM` keyword arguments for `config` (pure; tested without an engine)."""
     # Same precision policy as hf: exact fp32 on CPU, bf16 on GPU, unless the user chose.
@@ -155,8 +155,9 @@ class VLLMBackend:
     """
 
     name = "vllm"
+    config_class = VLLMConfig
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: VLLMConfig) -> None:
         import torch
 
         self.config = config

@@ -200,7 +200,8 @@ class DPOLoopConfig(_Strict):
     backend: str = "hf"
     """Generation backend (`hf`, `vllm`, …); candidates use its n-sampling."""
     backend_options: dict[str, Any] = {}
-    """Backend options (`evalkit.backends.base.BackendConfig` fields, e.g. dtype, batch_size)."""
+    """Backend options: the chosen backend's config fields (`evalkit.backends.base.HFConfig`,
+    `VLLMConfig`), e.g. dtype, batch_size."""
     data_dir: str | None = None
     """Data mirror (else $EVALKIT_DATA_DIR, else ../shared/data)."""
     seed: int = 0

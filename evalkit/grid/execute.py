@@ -65,11 +65,12 @@ class LocalExecutor:
         return {"executor": "local", **node_info()}
 
 
-def _counting(key: str, reporter: Reporter) -> Callable[[str, int, int], None]:
-    """A runner progress callback that reports the unit's finished generations."""
+def _counting(key: str, reporter: Reporter) -> Callable[..., None]:
+    """A runner progress callback (``(label, done, total, tokens=...)``, `evalkit.progress`)
+    that reports the unit's finished generations."""
     done: dict[str, int] = {}
 
-    def progress(label: str, n: int, total: int) -> None:
+    def progress(label: str, n: int, total: int, tokens: int | None = None) -> None:
         if label in ("generating", "log-likelihoods"):
             done[label] = n
             reporter.generations(key, sum(done.values()))
@@ -171,11 +172,11 @@ def run_grid(plan: GridPlan, executor: Executor, *, show_progress: bool = True,
     A failed unit does not stop the others unless `fail_fast` (then units not yet finished
     are left out of the result).
     """
-    from evalkit.runner import check_writable
+    from evalkit.paths import ensure_writable_dir
 
     t0 = time.perf_counter()
     out = Path(plan.out)
-    check_writable(out)
+    ensure_writable_dir(out)
     by_key = {u.key: u for u in plan.units}
     outcomes: dict[str, UnitOutcome] = {}
     todo: list[Unit] = []

@@ -55,10 +55,12 @@ def engine_options(grid: GridFile, cli: dict[str, Any], backend: str) -> dict[st
     if out.get("distributed_executor_backend") not in (None, "ray", "mp"):
         raise BadInput("--distributed-executor-backend must be ray or mp, not "
                        f"{out['distributed_executor_backend']!r}")
-    if out and backend != "vllm" and (pp not in (None, 1) or "distributed_executor_backend"
-                                      in out):
-        raise BadInput(f"{', '.join('--' + k.replace('_', '-') for k in out)} are vLLM engine "
-                       f"options; use --backend vllm (the {backend} backend runs on one node)")
+    if out and backend != "vllm":
+        if pp not in (None, 1) or "distributed_executor_backend" in out:
+            raise BadInput(f"{', '.join('--' + k.replace('_', '-') for k in out)} are vLLM "
+                           f"engine options; use --backend vllm (the {backend} backend runs on "
+                           "one node)")
+        return {}  # a pipeline of 1 is every backend's default: nothing to pass on
     return out
 
 

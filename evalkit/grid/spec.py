@@ -42,7 +42,7 @@ from evalkit.errors import BadInput
 #: RunOptions fields that are not ``[options]`` keys: tasks and seeds are top-level keys,
 #: ``--json``/``--format`` are about the terminal
 _NOT_OPTIONS = {"tasks", "suite", "seed", "as_json", "format"}
-#: vLLM multi-node engine options: grid options (and `BackendConfig` fields), not run options
+#: vLLM multi-node engine options: grid options (and `VLLMConfig` fields), not run options
 ENGINE_OPTIONS = ("pipeline_parallel_size", "distributed_executor_backend")
 
 
