@@ -12,8 +12,8 @@ Where boards live (decided here, documented in the README section of the lead):
   `evalkit view` writes (as do `evalkit run` and `evalkit leaderboard` after a board update).
 
 `update_for_run` is what every `evalkit run` calls (unless ``--no-leaderboard``): it rebuilds
-each board whose tasks overlap the run's tasks; when none does, it rebuilds the catch-all
-``all`` board (every task and metric under the run root). `evalkit leaderboard DIR` with no
+each board whose tasks overlap the run's tasks, and, when any of the run's tasks is on no
+configured board, the catch-all ``all`` board (every task and metric under the run root). `evalkit leaderboard DIR` with no
 config builds ``all`` on demand.
 """
 
@@ -145,7 +145,8 @@ def update_for_run(out: Path, summaries: list[RunSummary]) -> list[Path]:
                 targets.append((cfg.name, cfg))
     except EvalkitError as exc:
         print(f"evalkit: warning: leaderboard configs not read: {exc}", file=sys.stderr)
-    if not targets:  # no configured board holds these tasks: the catch-all board does
+    covered = {t for _, cfg in targets if cfg is not None for t in cfg.task_names}
+    if run_tasks - covered:  # tasks no configured board holds: the catch-all board has them
         targets.append((ALL_BOARD, None))
     for name, cfg in targets:
         try:
