@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                == ek_out[i].texts[0] for i, o in enumerate(raw_out))
     res: dict[str, Any] = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
-                   f"{'cuda ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}",
+                   ("cuda " + torch.cuda.get_device_name() if torch.cuda.is_available()
+                    else "cpu"),
         "model": "llama-1b-shape" if args.llama_1b else f"llama hidden {args.hidden} x "
                  f"{args.layers} layers", "engine_options": ev.engine_options,
         "prompts": len(texts), "max_tokens": args.max_tokens, "reps": args.reps,

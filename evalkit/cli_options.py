@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -29,23 +29,23 @@ class RunOptions:
     tasks: list[str]
     suite: list[str]
     backend: str
-    limit: Optional[int]
+    limit: int | None
     seed: int
     out: Path
-    data_dir: Optional[Path]
+    data_dir: Path | None
     chat_template: str
-    revision: Optional[str]
-    dtype: Optional[str]
-    device: Optional[str]
-    batch_size: Optional[str]
-    max_model_len: Optional[int]
-    max_new_tokens: Optional[int]
-    tensor_parallel_size: Optional[int]
-    data_parallel_size: Optional[int]
-    gpu_memory_utilization: Optional[float]
-    enforce_eager: Optional[bool]
-    prefix_caching: Optional[bool]
-    max_lora_rank: Optional[int]
+    revision: str | None
+    dtype: str | None
+    device: str | None
+    batch_size: str | None
+    max_model_len: int | None
+    max_new_tokens: int | None
+    tensor_parallel_size: int | None
+    data_parallel_size: int | None
+    gpu_memory_utilization: float | None
+    enforce_eager: bool | None
+    prefix_caching: bool | None
+    max_lora_rank: int | None
     option: list[str]
     leaderboard: bool
     as_json: bool
@@ -131,37 +131,37 @@ _SPECS: dict[str, tuple[Any, Any]] = {
     "suite": (list[str], typer.Option([], "--suite", "-s", help="Named task suite (saga, "
                                       "basque, llimba, ...).")),
     "backend": (str, typer.Option("hf", help="hf | vllm | a plugin.")),
-    "limit": (Optional[int], typer.Option(None, help="Evaluate only the first N samples of "
+    "limit": (int | None, typer.Option(None, help="Evaluate only the first N samples of "
                                           "each task (a partial run, marked as such).")),
     "seed": (int, typer.Option(0, help="Seed for sampling and bootstrap.")),
     "out": (Path, typer.Option(Path("runs"), help="Output directory (records, cache, "
                                "boards).")),
-    "data_dir": (Optional[Path], typer.Option(None, help="Local data mirror (else "
+    "data_dir": (Path | None, typer.Option(None, help="Local data mirror (else "
                                               "$EVALKIT_DATA_DIR, else ../shared/data).")),
     "chat_template": (str, typer.Option("auto", help="auto | on | off.")),
-    "revision": (Optional[str], typer.Option(None, help="Hub revision of the model.")),
-    "dtype": (Optional[str], typer.Option(None, help="auto | float32 | bfloat16 | float16 "
+    "revision": (str | None, typer.Option(None, help="Hub revision of the model.")),
+    "dtype": (str | None, typer.Option(None, help="auto | float32 | bfloat16 | float16 "
                                           "(default: auto).")),
-    "device": (Optional[str], typer.Option(None, help="auto | cpu | cuda | cuda:1 (default: "
+    "device": (str | None, typer.Option(None, help="auto | cpu | cuda | cuda:1 (default: "
                                            "auto).")),
-    "batch_size": (Optional[str], typer.Option(None, help="Fixed batch size, or auto "
+    "batch_size": (str | None, typer.Option(None, help="Fixed batch size, or auto "
                                                "(default: sized by the backend).")),
-    "max_model_len": (Optional[int], typer.Option(None, help="Context length cap.")),
-    "max_new_tokens": (Optional[int], typer.Option(None, help="Cap on new tokens for every "
+    "max_model_len": (int | None, typer.Option(None, help="Context length cap.")),
+    "max_new_tokens": (int | None, typer.Option(None, help="Cap on new tokens for every "
                                                    "generation request (recorded).")),
-    "tensor_parallel_size": (Optional[int], typer.Option(None, help="vLLM tensor parallelism "
+    "tensor_parallel_size": (int | None, typer.Option(None, help="vLLM tensor parallelism "
                                                          "(default: 1).")),
-    "data_parallel_size": (Optional[int], typer.Option(None, help="vLLM data parallelism "
+    "data_parallel_size": (int | None, typer.Option(None, help="vLLM data parallelism "
                                                        "(default: 1).")),
-    "gpu_memory_utilization": (Optional[float], typer.Option(None, help="vLLM GPU memory "
+    "gpu_memory_utilization": (float | None, typer.Option(None, help="vLLM GPU memory "
                                                              "share (default: 0.85).")),
-    "enforce_eager": (Optional[bool], typer.Option(None, "--enforce-eager/--no-enforce-eager",
+    "enforce_eager": (bool | None, typer.Option(None, "--enforce-eager/--no-enforce-eager",
                                                    help="vLLM: no CUDA graphs (default: on "
                                                    "for CPU, off for GPU).")),
-    "prefix_caching": (Optional[bool], typer.Option(None, "--prefix-caching/--no-prefix-caching",
+    "prefix_caching": (bool | None, typer.Option(None, "--prefix-caching/--no-prefix-caching",
                                                     help="vLLM automatic prefix caching "
                                                     "(default: on).")),
-    "max_lora_rank": (Optional[int], typer.Option(None, help="vLLM: override the LoRA rank "
+    "max_lora_rank": (int | None, typer.Option(None, help="vLLM: override the LoRA rank "
                                                   "read from the adapters' configs.")),
     "option": (list[str], typer.Option([], "--option", "-o", help="Task option KEY=VALUE "
                                        "(e.g. judge=rule).")),

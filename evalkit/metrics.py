@@ -38,8 +38,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from evalkit.stats import (BOOTSTRAP_RESAMPLES, MIN_N_ZERO_WIDTH, auroc, auroc_bootstrap,
-                           is_binary, percentile_interval, resample_weights, wilson_interval)
+from evalkit.stats import (
+    BOOTSTRAP_RESAMPLES,
+    MIN_N_ZERO_WIDTH,
+    auroc,
+    auroc_bootstrap,
+    is_binary,
+    percentile_interval,
+    resample_weights,
+    wilson_interval,
+)
 from evalkit.types import MetricValue
 
 __all__ = ["BOOTSTRAP_RESAMPLES", "Metric", "auroc", "auroc_metric", "mean_metric",

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 #: 2 added ``adapter_label`` (the readable, run-unique adapter name; ``adapter`` stays the path
 #: or id as given) and, in summaries, ``limit`` (``--limit N`` runs are partial). Version-1
 #: records read as before (no label, no limit recorded).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION: Literal[2] = 2
 
 
 class SampleRecord(BaseModel):

@@ -68,9 +68,8 @@ def print_table(summaries: Sequence[RunSummary]) -> None:
 
 def print_metrics(task: str, metrics: dict[str, dict[str, Any]]) -> None:
     """Metrics of one task."""
-    from rich.table import Table
-
     from rich.markup import escape
+    from rich.table import Table
 
     table = Table(title=escape(task))
     table.add_column("metric")

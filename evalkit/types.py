@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, Union, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Role = Literal["system", "user", "assistant"]
 
@@ -27,7 +27,7 @@ class Message:
 #: A prompt is either plain text or a conversation; the runner renders conversations (and plain
 #: prompts when the chat template is on) with the model's chat template before any backend sees
 #: them, so every backend receives byte-identical prompt text.
-Prompt = Union[str, tuple[Message, ...]]
+Prompt = str | tuple[Message, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class LoglikRequest:
     adapter: str | None = None
 
 
-Request = Union[GenRequest, LoglikRequest]
+Request = GenRequest | LoglikRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,7 @@ class LoglikResult:
     is_greedy: bool
 
 
-Output = Union[Generation, LoglikResult]
+Output = Generation | LoglikResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +206,8 @@ class Task(Protocol):
         """Load the task's samples through the data layer (`evalkit.data.DataLayer`)."""
         ...
 
-    def requests(self, sample: Sample, chat: bool) -> list[tuple[Prompt, GenParams] | LoglikRequest]:
+    def requests(self, sample: Sample, chat: bool
+                 ) -> list[tuple[Prompt, GenParams] | LoglikRequest]:
         """The requests one sample needs: (prompt, params) pairs for generation, or loglik ones.
 
         `chat` tells whether the run applies the chat template; a task may phrase its prompt

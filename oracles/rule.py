@@ -1,4 +1,4 @@
-"""The well-formedness rule of protocols.md §3 (SAGA, reconstructed), written once.
+"""SAGA's well-formedness rule (reconstructed from the SAGA paper), written once.
 
 The rule runs on the scheme-independent view of :mod:`evalkit.oracles.base`, so one code path
 judges UD and NDT parses. A sentence is well-formed iff (each check can be switched off in
@@ -62,7 +62,7 @@ _VERB_POS = frozenset({"VERB", "AUX"})
 
 @dataclass(frozen=True, slots=True)
 class RuleConfig:
-    """Settings of the well-formedness rule and the reward (defaults = protocols.md §3).
+    """Settings of the well-formedness rule and the reward (defaults = SAGA's settings).
 
     Attributes:
         checks: enabled checks, a subset of :data:`CHECKS`.
@@ -240,7 +240,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def mattr(text: str, window: int = 20) -> float:
-    """Moving-average type-token ratio over ``window``-word windows (TTR when shorter; 0 if empty).
+    r"""Moving-average type-token ratio over ``window``-word windows (TTR when shorter; 0 if empty).
 
     Words are lower-cased ``\\w+`` runs.
     """
@@ -387,6 +387,7 @@ def judge(oracle: Oracle, texts: Sequence[str], config: RuleConfig = RuleConfig(
         progress: ``progress(done, total)`` after every `chunk` texts (parsing is the slow
             part of scoring). Texts are always parsed in chunks of `chunk`, with or without a
             progress callback, so a re-score parses exactly as the run did.
+        chunk: texts parsed per call of ``oracle.parse``.
 
     Returns:
         One :class:`Verdict` per text, in order. Never raises on odd input (empty strings, control
@@ -430,7 +431,8 @@ def parse_success(verdicts: Sequence[Verdict]) -> float:
 
 
 def parse_score(verdicts: Sequence[Verdict], over: str = "all") -> float:
-    """Parse score = PS × mean q, q averaged over ``"all"`` generations or the ``"passing"`` ones."""
+    """Parse score = PS × mean q, q averaged over ``"all"`` generations or the ``"passing"``
+    ones."""
     if not verdicts:
         return 0.0
     pool = verdicts if over == "all" else [v for v in verdicts if v.passed]

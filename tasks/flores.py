@@ -29,8 +29,15 @@ from evalkit import langid
 from evalkit.errors import BadInput
 from evalkit.metrics import Metric
 from evalkit.prompts import LANG_NAMES, translation_prompt
-from evalkit.types import (Generation, GenParams, MetricValue, Output, Sample, ScoredTask,
-                           ScoringContext)
+from evalkit.types import (
+    Generation,
+    GenParams,
+    MetricValue,
+    Output,
+    Sample,
+    ScoredTask,
+    ScoringContext,
+)
 
 SPLITS = ("dev", "devtest")
 HUB_ID = "openlanguagedata/flores_plus"

@@ -9,7 +9,7 @@ and lm-eval). It is part of the task name on purpose: a capped run is a differen
 and must not share a leaderboard row with the full one.
 
 Prompt: the IFEval prompt as the user turn, through the model's chat template when it has one
-(``prefers_chat``), greedy, no stop strings. Sample ids are IFEval ``key``\\ s, so
+(``prefers_chat``), greedy, no stop strings. Sample ids are IFEval keys, so
 ``evalkit score --task ifeval:eu --responses FILE.jsonl`` takes IFEval-format response files
 (``{"prompt", "response"}`` or ``{"key", "response"}`` lines).
 
@@ -67,17 +67,24 @@ upstream whole-word match misses inflected forms (lenient).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.errors import BadInput
 from evalkit.metrics import Metric
 from evalkit.stats import cluster_proportion
-from evalkit.types import (Generation, GenParams, MetricValue, Output, Sample, ScoredTask,
-                           ScoringContext)
+from evalkit.types import (
+    Generation,
+    GenParams,
+    MetricValue,
+    Output,
+    Sample,
+    ScoredTask,
+    ScoringContext,
+)
 
 DEFAULT_MAX_NEW_TOKENS = 1280
 HUB_EN = "google/IFEval"
@@ -214,7 +221,8 @@ class IFEvalTask:
             **info, "language_profile": self.lang, "punkt": punkt,
             # the model that counts sentences (the only use of Punkt in the checkers)
             "sentence_splitter": punkt[profile.punkt]["sentence_splitter"],
-            "lingua": langid_version() if self.lang != "en" else "not used", "data_file": data_path(self.lang),
+            "lingua": langid_version() if self.lang != "en" else "not used",
+            "data_file": data_path(self.lang),
             "max_new_tokens": self.max_new_tokens, "errata": errata and bool(base.errata),
             "adaptations": adaptation_counts, "per_category": per_category,
             "per_instruction": per_instruction,

@@ -45,8 +45,18 @@ from typing import Any
 
 from evalkit.errors import BadInput, EvalkitError
 from evalkit.metrics import Metric
-from evalkit.types import (Generation, GenParams, LoglikRequest, LoglikResult, MetricValue,
-                           Output, Sample, ScoredTask, ScoringContext, stable_hash)
+from evalkit.types import (
+    Generation,
+    GenParams,
+    LoglikRequest,
+    LoglikResult,
+    MetricValue,
+    Output,
+    Sample,
+    ScoredTask,
+    ScoringContext,
+    stable_hash,
+)
 
 ENV_INCLUDE = "EVALKIT_LM_EVAL_INCLUDE"
 BRIDGE_VERSION = "1"

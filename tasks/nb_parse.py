@@ -13,8 +13,8 @@ template the model continues the prompt and ``prompt + continuation`` is judged;
 model is asked to continue the text starting with the same words, and an output that starts
 with the prompt is judged alone. The judged text is
 truncated after its last sentence-final punctuation and split into sentences, then every
-configured oracle judges it with the well-formedness rule (``evalkit.oracles.rule``, protocols.md
-§3, reconstructed). Default oracles: ``spacy-nob`` (training oracle) and ``stanza-nob``
+configured oracle judges it with SAGA's well-formedness rule (``evalkit.oracles.rule``,
+reconstructed). Default oracles: ``spacy-nob`` (training oracle) and ``stanza-nob``
 (held-out evaluator); ``--option oracles=spacy-nob,stanza-nob`` / ``fake`` changes them, and
 ``spacy:<model>`` / ``stanza:<model>`` name an installed official model (``spacy:nb_core_news_sm``,
 ``stanza:nb``) or a model directory (metrics then use that oracle's id, e.g. ``stanza-nb``).
@@ -39,7 +39,15 @@ from evalkit.errors import BadInput
 from evalkit.metrics import Metric
 from evalkit.oracles.specs import check_spec, task_oracle
 from evalkit.stats import cohen_kappa
-from evalkit.types import Generation, GenParams, MetricValue, Output, Sample, ScoredTask, ScoringContext
+from evalkit.types import (
+    Generation,
+    GenParams,
+    MetricValue,
+    Output,
+    Sample,
+    ScoredTask,
+    ScoringContext,
+)
 
 SOURCE = "nob_sentences/ud_no_bokmaal-test.sentences.txt"
 DEFAULT_ORACLES = ("spacy-nob", "stanza-nob")

@@ -21,9 +21,16 @@ from typing import Any
 
 from evalkit.errors import BadInput
 from evalkit.metrics import Metric
-from evalkit.tasks.oracle_judged import (FLORES_NOB, check_oracle, file_sha256, first_text,
-                                         judge_texts, parse_metrics, read_flores_nob,
-                                         verdict_row)
+from evalkit.tasks.oracle_judged import (
+    FLORES_NOB,
+    check_oracle,
+    file_sha256,
+    first_text,
+    judge_texts,
+    parse_metrics,
+    read_flores_nob,
+    verdict_row,
+)
 from evalkit.types import GenParams, Output, Sample, ScoredTask, ScoringContext
 
 RC_FILE = Path(__file__).resolve().parent / "data" / "rc_nob" / "questions.jsonl"
@@ -52,7 +59,8 @@ def contains_answer(answer: str, golds: Sequence[str]) -> bool:
 
 
 def best_option(answer: str, options: Sequence[str]) -> int | None:
-    """Index of the option with the highest token F1 against `answer`; None on a tie or no overlap."""
+    """Index of the option with the highest token F1 against `answer`; None on a tie or no
+    overlap."""
     toks = normalize_tokens(answer)
     scores = []
     for opt in options:

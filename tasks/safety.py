@@ -47,8 +47,15 @@ from typing import Any
 from evalkit import langid
 from evalkit.errors import BadInput, DataNotFound
 from evalkit.metrics import Metric
-from evalkit.types import (Generation, GenParams, MetricValue, Output, Sample, ScoredTask,
-                           ScoringContext)
+from evalkit.types import (
+    Generation,
+    GenParams,
+    MetricValue,
+    Output,
+    Sample,
+    ScoredTask,
+    ScoringContext,
+)
 
 GEN = GenParams(max_new_tokens=256, temperature=0.0)
 MULTIJAIL_LANGS = ("en", "zh", "it", "vi", "ar", "ko", "th", "bn", "sw", "jv")

@@ -43,8 +43,15 @@ from typing import Any
 from evalkit.errors import BadInput
 from evalkit.metrics import Metric, auroc_metric
 from evalkit.tasks.loglik_utils import check_name, loglik_output, pair_wins
-from evalkit.types import (LoglikRequest, Output, Sample, ScoredTask, ScoringContext, sha256_text,
-                           stable_hash)
+from evalkit.types import (
+    LoglikRequest,
+    Output,
+    Sample,
+    ScoredTask,
+    ScoringContext,
+    sha256_text,
+    stable_hash,
+)
 
 RECIPE_VERSION = 1
 SEED = 4242  # EuroEval's split seed; ours also drives the corruptions

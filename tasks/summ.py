@@ -15,8 +15,15 @@ from typing import Any
 
 from evalkit.errors import BadInput
 from evalkit.metrics import Metric
-from evalkit.tasks.oracle_judged import (FLORES_NOB, check_oracle, first_text, judge_texts,
-                                         parse_metrics, read_flores_nob, verdict_row)
+from evalkit.tasks.oracle_judged import (
+    FLORES_NOB,
+    check_oracle,
+    first_text,
+    judge_texts,
+    parse_metrics,
+    read_flores_nob,
+    verdict_row,
+)
 from evalkit.types import GenParams, Output, Sample, ScoredTask, ScoringContext
 
 FLORES_META = "flores200/metadata_devtest.tsv"

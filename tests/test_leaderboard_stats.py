@@ -8,8 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from evalkit.leaderboard.stats import (mean_paired_test, mt_paired_test, per_sample,
-                                       rank_scores)
+from evalkit.leaderboard.stats import mean_paired_test, mt_paired_test, per_sample, rank_scores
 from evalkit.records import RunSummary, SampleRecord
 
 

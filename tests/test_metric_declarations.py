@@ -55,10 +55,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _check(task: Any, samples: list[Sample], outputs: list[list[Any]],
-           ctx: ScoringContext = ScoringContext()) -> dict[str, Any]:
+           ctx: ScoringContext | None = None) -> dict[str, Any]:
     from evalkit.leaderboard.values import sample_values
 
-    scored = task.score(samples, outputs, ctx)
+    scored = task.score(samples, outputs, ctx or ScoringContext())
     summary, recs = _records(task, samples, scored)
     old_summary = _undeclared(summary)
     found = {}

@@ -45,8 +45,10 @@ UD_COP = ud([("Ordene", "NOUN", "_", 3, "nsubj"), ("er", "AUX", FIN, 3, "cop"),
              ("formspråk", "NOUN", "_", 0, "root"), (".", "PUNCT", "_", 3, "punct")])
 UD_AUX = ud([("Han", "PRON", "_", 3, "nsubj"), ("har", "AUX", FIN, 3, "aux"),
              ("spist", "VERB", "VerbForm=Part", 0, "root"), (".", "PUNCT", "_", 3, "punct")])
-NDT_GOOD = ndt([("Jeg", "pron", "pers|1|ent|hum|nom", 2, "SUBJ"), ("ser", "verb", "pres", 0, "FINV"),
-                ("et", "det", "nøyt|ent|kvant", 4, "DET"), ("landskap", "subst", "appell", 2, "DOBJ"),
+NDT_GOOD = ndt([("Jeg", "pron", "pers|1|ent|hum|nom", 2, "SUBJ"),
+                ("ser", "verb", "pres", 0, "FINV"),
+                ("et", "det", "nøyt|ent|kvant", 4, "DET"),
+                ("landskap", "subst", "appell", 2, "DOBJ"),
                 (".", "clb", "<punkt>", 2, "IP")])
 NDT_AUX = ndt([("Han", "pron", "pers", 2, "SUBJ"), ("har", "verb", "pres", 0, "FINV"),
                ("spist", "verb", "perf-part", 2, "INFV"), (".", "clb", "<punkt>", 2, "IP")])
@@ -96,8 +98,8 @@ def test_subject_and_imperative_exemption() -> None:
     nosubj = ud([("Ser", "VERB", FIN, 0, "root"), ("et", "DET", "_", 3, "det"),
                  ("landskap", "NOUN", "_", 1, "obj"), (".", "PUNCT", "_", 1, "punct")])
     assert check_parse(nosubj).failed_checks == ("subject",)
-    imp = ud([("Spis", "VERB", "Mood=Imp|VerbForm=Fin", 0, "root"), ("maten", "NOUN", "_", 1, "obj"),
-              ("!", "PUNCT", "_", 1, "punct")])
+    imp = ud([("Spis", "VERB", "Mood=Imp|VerbForm=Fin", 0, "root"),
+              ("maten", "NOUN", "_", 1, "obj"), ("!", "PUNCT", "_", 1, "punct")])
     assert check_parse(imp).passed
     assert check_parse(imp, RuleConfig(imperative_exempt=False)).failed_checks == ("subject",)
     ndt_imp = ndt([("Spis", "verb", "imp", 0, "FINV"), ("maten", "subst", "", 1, "DOBJ"),

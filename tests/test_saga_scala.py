@@ -6,9 +6,19 @@ import random
 
 import pytest
 
-from evalkit.tasks.scala import (UDSentence, build_scala, corrupt, delete_candidates,
-                                     delete_token, detokenize, flip_neighbours, load_scala,
-                                     parse_conllu, passes_filters, swap_candidates)
+from evalkit.tasks.scala import (
+    UDSentence,
+    build_scala,
+    corrupt,
+    delete_candidates,
+    delete_token,
+    detokenize,
+    flip_neighbours,
+    load_scala,
+    parse_conllu,
+    passes_filters,
+    swap_candidates,
+)
 
 
 def sent(pairs: list[tuple[str, str]], no_space_before_punct: bool = True,

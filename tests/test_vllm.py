@@ -186,7 +186,8 @@ def test_data_parallel_replicas_keep_the_adapter(hf, tiny_model: Path,  # noqa: 
 TASK_FAMILIES = ["flores:eng_Latn-nob_Latn", "ifeval:en", "ifeval:eu", "safety:en", "safety:eu",
                  "xstest:en", "summ:nob", "rc:nob", "nb_parse", "ppl:nob", "scala:nob",
                  "bl2mp:eus"]
-SAMPLED = {"nb_parse"}  # T = 0.8: the two engines draw different samples, only the shape is compared
+# T = 0.8: the two engines draw different samples, only the shape is compared
+SAMPLED = {"nb_parse"}
 
 
 def _run_all(backend: str, model: Path, tasks: str, data_dir: Path, out: Path) -> dict:

@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 
 from evalkit.backends.base import VLLMConfig
-from evalkit.backends.vllm import (LORA_RANKS, adapter_rank, apply_env_defaults, cpu_env_defaults,
-                                   engine_kwargs, lora_rank_for, sampling_kwargs)
+from evalkit.backends.vllm import (
+    LORA_RANKS,
+    adapter_rank,
+    apply_env_defaults,
+    cpu_env_defaults,
+    engine_kwargs,
+    lora_rank_for,
+    sampling_kwargs,
+)
 from evalkit.errors import BadInput
 from evalkit.types import GenParams
 

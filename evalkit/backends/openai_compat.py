@@ -165,7 +165,8 @@ class OpenAIBackend:
                     delay *= 2
                     continue
                 reason = getattr(exc, "reason", exc)
-                raise EvalkitError(f"cannot reach openai endpoint {shown} ({redact_url(str(reason))}); start the "
+                raise EvalkitError(f"cannot reach openai endpoint {shown} "
+                                   f"({redact_url(str(reason))}); start the "
                                    "server or fix the base URL") from None
             except json.JSONDecodeError:
                 raise EvalkitError(f"openai endpoint {shown} returned non-JSON; is it an "
@@ -178,7 +179,8 @@ class OpenAIBackend:
             choices = sorted(resp["choices"], key=lambda c: c.get("index", 0))
             texts = [c["message"].get("content") or "" for c in choices]
         except (KeyError, TypeError, AttributeError):
-            raise EvalkitError(f"openai endpoint {self.endpoint.public} returned no choices/message "
+            raise EvalkitError(f"openai endpoint {self.endpoint.public} returned no "
+                               "choices/message "
                                f"content: {json.dumps(resp)[:160]}") from None
         out, reasons = [], []
         for c, t in zip(choices, texts):

@@ -12,7 +12,7 @@ suites, seeds and run options. Every mistake is a one-line `BadInput` naming the
     option = { judge = "rule" }                          # or ["judge=rule"]
 
     [[models]]
-    model = "checkpoints/eu-step2000"                    # a folder (relative to this file) or hub id
+    model = "checkpoints/eu-step2000"         # a folder (relative to this file) or hub id
     adapters = ["sft=adapters/sft", "dpo=adapters/dpo"]  # or { sft = "adapters/sft", ... }
     base = true                                          # also evaluate the base model (default)
 

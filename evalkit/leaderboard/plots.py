@@ -155,7 +155,7 @@ def _deltas_figure(plt: Any, board: Board, pairs: list[Any],
     fig, axes = plt.subplots(len(groups), 1, squeeze=False, layout="constrained",
                              figsize=(9.0, 0.28 * sum(counts) + 1.1 * len(groups) + 1.0),
                              height_ratios=[max(1, n) + 2 for n in counts])
-    for ax, (key, label, cs) in zip(axes[:, 0], groups):
+    for ax, (_key, label, cs) in zip(axes[:, 0], groups):
         y, labels = 0, []
         for r in pairs:
             base = board.row(board.baselines[r.key])  # type: ignore[arg-type]
@@ -188,8 +188,8 @@ def _deltas_figure(plt: Any, board: Board, pairs: list[Any],
         ax.grid(axis="x", lw=0.4, alpha=0.5)
         ax.set_axisbelow(True)
         ax.set_xlabel(f"Δ vs baseline, {label} (right = better)", fontsize=8.5)
-    base = board.row(board.baselines[pairs[0].key]).label  # type: ignore[arg-type]
-    fig.suptitle(f"Δ vs {'baseline ' + base if one_base else 'each row’s baseline'}, 95% "
+    base_label = board.row(board.baselines[pairs[0].key]).label  # type: ignore[arg-type]
+    fig.suptitle(f"Δ vs {'baseline ' + base_label if one_base else 'each row’s baseline'}, 95% "
                  "paired-bootstrap CI\ngreen/red ● = significant after "
                  f"{'Holm correction' if board.config.correction == 'holm' else 'no correction'}"
                  "; grey = not significant", fontsize=9.5)

@@ -163,11 +163,12 @@ def _ratio(metric: str, summary: RunSummary, records: Sequence[SampleRecord], ke
     if got is None:
         return None, "sample records are not the summary's sample set (out of sync)"
     recs, ids = got
-    lists = [r.scores.get(key) for r in recs]
-    if not all(isinstance(x, list) for x in lists):
+    raw = [r.scores.get(key) for r in recs]
+    lists = [x for x in raw if isinstance(x, list)]
+    if len(lists) != len(raw):
         return None, f"no per-sample lists under {key!r}"
-    num = np.asarray([sum(float(v) for v in x) for x in lists])  # type: ignore[union-attr]
-    den = np.asarray([len(x) for x in lists], dtype=float)  # type: ignore[arg-type]
+    num = np.asarray([sum(float(v) for v in x) for x in lists])
+    den = np.asarray([len(x) for x in lists], dtype=float)
     if den.sum() <= 0 or not _close(float(num.sum() / den.sum()), value):
         return None, f"per-sample {key!r} does not reproduce the summary (out of sync)"
     return SampleValues(metric, "ratio", ids, num, 1.0, den, source=f"{key} (items per sample)"), ""
