@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     from evalkit.dpo.stages import backend_for, build_prompts, generate, rule_config
     from evalkit.dpo.train import train_dpo
     from evalkit.models import resolve_model
-    from evalkit.oracles.specs import load_oracle
     from evalkit.oracles.rule import judge
+    from evalkit.oracles.specs import load_oracle
     from evalkit.types import GenParams
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_dpo_"))

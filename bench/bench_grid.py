@@ -127,7 +127,7 @@ def main() -> None:
                                   "outside_units_s": round(outside[mode][-1], 2)}), flush=True)
             ref = metrics(outs["local"])
             same &= bool(ref) and all(metrics(outs[m]) == ref for m in order if m != "local")
-    ratios = {m: [r / l for r, l in zip(walls[m], walls["local"])] for m in order[1:]}
+    ratios = {m: [r / loc for r, loc in zip(walls[m], walls["local"])] for m in order[1:]}
     report = {"config": {"pairs": args.pairs, "limit": args.limit,
                          "max_new_tokens": args.max_new_tokens, "hidden": args.hidden,
                          "layers": args.layers, "cpus": os.cpu_count(),

@@ -77,7 +77,8 @@ def main() -> None:
     print("| measure | median s | min–max s |\n|---|---|---|")
     for k, v in rows.items():
         print(f"| {k} | {med[k]:.3f} | {min(v):.3f}–{max(v):.3f} |")
-    print(f"\nidentity share of the run: cold {doc['share_cold']:.2%}, warm {doc['share_warm']:.2%}")
+    print(f"\nidentity share of the run: cold {doc['share_cold']:.2%}, "
+          f"warm {doc['share_warm']:.2%}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import platform
 import random
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,8 @@ def main() -> None:
     info = runtime_info()  # punkt + lm-eval import, before lm-eval's utils is imported
     layer = DataLayer()
     results: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores "
-                               "(shared with other jobs: noisy)", "python": platform.python_version(),
+                               "(shared with other jobs: noisy)",
+                               "python": platform.python_version(),
                                "sentence_splitter": info["sentence_splitter"], "tasks": {}}
     for lang, flores in (("en", "eng_Latn"), ("eu", "eus_Latn")):
         task = load_task(f"ifeval:{lang}")
@@ -100,8 +102,8 @@ def main() -> None:
         t_ek: list[tuple[float, float]] = []
         t_lm: list[tuple[float, float]] = []
         for _ in range(args.repeat):
-            for fn, acc in ((lambda: task.score(samples, outputs, ScoringContext()), t_ek),
-                            (lambda: lm_eval_score(docs, responses), t_lm)):
+            for fn, acc in ((partial(task.score, samples, outputs, ScoringContext()), t_ek),
+                            (partial(lm_eval_score, docs, responses), t_lm)):
                 w0, c0 = time.perf_counter(), time.process_time()
                 fn()
                 acc.append((time.perf_counter() - w0, time.process_time() - c0))

@@ -1,14 +1,14 @@
 """Benchmark the safety judges: agreement with hand labels and throughput, rule vs LLM judge.
 
-Agreement: the rule and learned judges' refusal/compliance decisions against hand-labelled replies (en, eu,
-es, it, no; labelled by the evalkit developers, see ``tests/data/safety/README.md``) —
-accuracy and Cohen's kappa, overall and per language, for set A
-(``labelled_responses.jsonl``: held out for the first pattern version, then used to revise
-the patterns, so now a development set) and set B (``labelled_responses_b.jsonl``: written
-after the revision, held out). Throughput: replies judged per second by the rule judge and by an LLM judge (a tiny
-random Llama on the hf backend, built offline) on the same replies in the same process; the
-ratio is the figure of merit. The tiny model's verdicts are meaningless (random weights): it
-measures the cost of the LLM-judge path, not its quality.
+Agreement: the rule and learned judges' refusal/compliance decisions against hand-labelled replies
+(en, eu, es, it, no; labelled by the evalkit developers, see ``tests/data/safety/README.md``) —
+accuracy and Cohen's kappa, overall and per language, for set A (``labelled_responses.jsonl``: held
+out for the first pattern version, then used to revise the patterns, so now a development set) and
+set B (``labelled_responses_b.jsonl``: written after the revision, held out). Throughput: replies
+judged per second by the rule judge and by an LLM judge (a tiny random Llama on the hf backend,
+built offline) on the same replies in the same process; the ratio is the figure of merit. The tiny
+model's verdicts are meaningless (random weights): it measures the cost of the LLM-judge path, not
+its quality.
 
     python bench/bench_judges.py [--repeat 50] [--llm-items 98] [--json out.json]
 """

@@ -111,8 +111,13 @@ def evalkit_significance(root: Path) -> dict[tuple[str, str, str], float]:
     one set of sacrebleu draws per task, each model's resampled scores computed once (the
     baseline's are shared by all its adapters), sacrebleu's p-value formula."""
     from evalkit.leaderboard.collect import load_rows
-    from evalkit.leaderboard.stats import (bootstrap_counts, bs_p_value, corpus_score,
-                                           per_sample, replicates)
+    from evalkit.leaderboard.stats import (
+        bootstrap_counts,
+        bs_p_value,
+        corpus_score,
+        per_sample,
+        replicates,
+    )
 
     rows = load_rows([root], TASKS)
     base = next(r for r in rows if r.adapter is None)

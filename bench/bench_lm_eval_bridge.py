@@ -78,7 +78,8 @@ def main() -> None:
             k: m["value"] for k, m in s["metrics"].items()}
     ref = json.loads(next(lm_out.rglob("results_*.json")).read_text())["results"]
     mismatches = [f"{t}/{k}" for t in (GEN, MC) for k, v in ref[t].items()
-                  if "," in k and "_stderr" not in k and abs(ours[t].get(k, 1e9) - float(v)) > 1e-12]
+                  if "," in k and "_stderr" not in k
+                  and abs(ours[t].get(k, 1e9) - float(v)) > 1e-12]
     ek, lm = statistics.median(ek_t), statistics.median(lm_t)
     res = {"machine": f"{platform.machine()} {os.cpu_count()} cores (shared, noisy)",
            "model": str(model) if a.model else "tiny Llama (2 layers, 64 hidden, fp32)",

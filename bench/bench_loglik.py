@@ -61,11 +61,11 @@ def saga_requests(data_dir: Path, limit: int | None) -> list[tuple[str, str]]:
 
 def run_evalkit(model: str, pairs: list[tuple[str, str]], device: str
                 ) -> tuple[float, list[float], int]:
-    from evalkit.backends.base import BackendConfig
+    from evalkit.backends.base import HFConfig
     from evalkit.backends.hf import HFBackend
     from evalkit.types import LoglikRequest
 
-    backend = HFBackend(BackendConfig(model=model, dtype="float32", device=device))
+    backend = HFBackend(HFConfig(model=model, dtype="float32", device=device))
     reqs = [LoglikRequest(c, k) for c, k in pairs]
     t = time.perf_counter()
     res = dict(backend.loglikelihood(reqs))

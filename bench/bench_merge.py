@@ -10,7 +10,7 @@ from GNU time) with /proc sampling (peak anonymous vs file-backed RSS):
 * ``evalkit merge diploma --alpha A`` (streamed, float32 arithmetic, bf16 output), and
 * ``mergekit-yaml`` with ``merge_method: task_arithmetic``, base = base, models cpt (weight 1)
   and instruct (weight A), ``dtype: float32``, ``out_dtype: bfloat16`` — DIPLomA in mergekit
-  terms (protocols.md §1).
+  terms.
 
 mergekit lives in a separate venv (default /tmp/mkvenv); both outputs are compared tensor by
 tensor. `--sweep-default` derives "cpt"/"instruct" variants of the embedded default model by

@@ -113,7 +113,8 @@ def main() -> None:
     gold_pass = [all(ok[i] for i in p) for p in pars]
     what = (f"runs of {args.group} consecutive UD Bokmål test sentences" if args.group
             else "UD Bokmål test paragraphs with ≥ 2 sentences")
-    res = {"oracle": getattr(oracle, "name", args.oracle), "gold": what, "rule_splitter": measure(oracle, rule.split_sentences, texts,
+    res = {"oracle": getattr(oracle, "name", args.oracle), "gold": what,
+           "rule_splitter": measure(oracle, rule.split_sentences, texts,
                                                            gold_sents, gold_pass),
            "punkt_norwegian": measure(oracle, punkt_split, texts, gold_sents, gold_pass)}
     from evalkit.nltk_offline import ensure_punkt

@@ -97,7 +97,8 @@ def _time_board(python_path: Path | None, run: Path, out: Path, plots: bool) -> 
     if python_path is not None:
         env["PYTHONPATH"] = str(python_path)
     code = ("import evalkit, sys; from pathlib import Path; "
-            f"assert Path(evalkit.__file__).parent == Path({str((python_path or REPO) / 'evalkit')!r})"
+            "assert Path(evalkit.__file__).parent == "
+            f"Path({str((python_path or REPO) / 'evalkit')!r})"
             "; exec(sys.stdin.read())")
     res = subprocess.run([sys.executable, "-c", code, str(run), str(out), "1" if plots else "0"],
                          input=BOARD_TIMER, capture_output=True, text=True, env=env,

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(2)
-    from evalkit.backends.base import BackendConfig
+    from evalkit.backends.base import VLLMConfig
     from evalkit.backends.vllm import VLLMBackend
     from evalkit.types import GenParams, GenRequest
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = _prompts(args.prompts, 0)
     reqs = [GenRequest(t, GenParams(max_new_tokens=args.max_tokens)) for t in texts]
     t0 = time.perf_counter()
-    ev = VLLMBackend(BackendConfig(model=model, dtype=args.dtype))
+    ev = VLLMBackend(VLLMConfig(model=model, dtype=args.dtype))
     engine_s = time.perf_counter() - t0
     from vllm import SamplingParams
 
@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                == ek_out[i].texts[0] for i, o in enumerate(raw_out))
     res: dict[str, Any] = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
-                   f"{'cuda ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}",
+                   ("cuda " + torch.cuda.get_device_name() if torch.cuda.is_available()
+                    else "cpu"),
         "model": "llama-1b-shape" if args.llama_1b else f"llama hidden {args.hidden} x "
                  f"{args.layers} layers", "engine_options": ev.engine_options,
         "prompts": len(texts), "max_tokens": args.max_tokens, "reps": args.reps,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import BadInput
+from evalkit.progress import ProgressFn
 from evalkit.records import RunSummary, read_sample_records
 
 __all__ = ["Results", "evaluate"]
@@ -85,7 +86,7 @@ class Results:
 
 def evaluate(model: str, tasks: Sequence[str] | str = (), adapters: Sequence[str] = (),
              *, suites: Sequence[str] = (), leaderboards: bool = True,
-             progress: Callable[[str, int, int], None] | None = None,
+             progress: ProgressFn | None = None,
              notify: Callable[[str], None] | None = None, **options: Any) -> Results:
     """Evaluate `model` (and `adapters`) on `tasks`; write records (and refresh boards).
 

@@ -11,7 +11,7 @@ import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import typer
 
@@ -47,7 +47,7 @@ def run(
     merge_adapter: bool = typer.Option(False, help="Merge the (single) adapter into the weights "
                                        "before evaluating."),
     base: bool = typer.Option(True, help="Also evaluate the base model when adapters are given."),
-    wandb_project: Optional[str] = typer.Option(None, "--wandb-project", help="Also log the "
+    wandb_project: str | None = typer.Option(None, "--wandb-project", help="Also log the "
                                                 "summaries, comparison, board and a samples "
                                                 "table to this Weights & Biases project "
                                                 "(pip install 'evalkit[wandb]'; WANDB_MODE="
@@ -131,13 +131,13 @@ def list_tasks(lm_eval: bool = typer.Option(False, "--lm-eval", help="Also list 
 
 @app.command()
 def score(
-    run_dir: Optional[Path] = typer.Argument(None, help="A variant directory written by "
+    run_dir: Path | None = typer.Argument(None, help="A variant directory written by "
                                              "`evalkit run`, to re-score its generations."),
-    task: Optional[str] = typer.Option(None, help="Task to score external responses with."),
-    responses: Optional[Path] = typer.Option(None, help="JSONL: {id|prompt, response} per line."),
-    data_dir: Optional[Path] = typer.Option(None, help="Local data mirror."),
+    task: str | None = typer.Option(None, help="Task to score external responses with."),
+    responses: Path | None = typer.Option(None, help="JSONL: {id|prompt, response} per line."),
+    data_dir: Path | None = typer.Option(None, help="Local data mirror."),
     option: list[str] = typer.Option([], "--option", "-o", help="Task option KEY=VALUE."),
-    seed: Optional[int] = typer.Option(None, help="Seed for resampling (CIs) and seeded "
+    seed: int | None = typer.Option(None, help="Seed for resampling (CIs) and seeded "
                                        "fallbacks; default: the run's own seed (0 for "
                                        "external responses)."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics and per-sample scores "
@@ -193,14 +193,18 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops a run as cleanly as Ctrl-C
 
 
-def _click_exceptions() -> tuple[type, type, type]:
+def _click_exceptions() -> tuple[Any, Any, Any]:
     """(UsageError, ClickException, Abort) of the click that typer runs on: recent typer
     releases vendor click as ``typer._click``; older ones use click itself."""
     try:
         from typer._click.exceptions import ClickException, UsageError
         from typer.exceptions import Abort
     except ImportError:  # pragma: no cover - typer before it vendored click
-        from click.exceptions import Abort, ClickException, UsageError
+        from click.exceptions import (  # type: ignore[assignment]  # the same classes
+            Abort,
+            ClickException,
+            UsageError,
+        )
     return UsageError, ClickException, Abort
 
 

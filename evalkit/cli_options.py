@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -29,23 +29,23 @@ class RunOptions:
     tasks: list[str]
     suite: list[str]
     backend: str
-    limit: Optional[int]
+    limit: int | None
     seed: int
     out: Path
-    data_dir: Optional[Path]
+    data_dir: Path | None
     chat_template: str
-    revision: Optional[str]
-    dtype: str
-    device: str
-    batch_size: Optional[str]
-    max_model_len: Optional[int]
-    max_new_tokens: Optional[int]
-    tensor_parallel_size: int
-    data_parallel_size: int
-    gpu_memory_utilization: float
-    enforce_eager: Optional[bool]
-    prefix_caching: bool
-    max_lora_rank: Optional[int]
+    revision: str | None
+    dtype: str | None
+    device: str | None
+    batch_size: str | None
+    max_model_len: int | None
+    max_new_tokens: int | None
+    tensor_parallel_size: int | None
+    data_parallel_size: int | None
+    gpu_memory_utilization: float | None
+    enforce_eager: bool | None
+    prefix_caching: bool | None
+    max_lora_rank: int | None
     option: list[str]
     leaderboard: bool
     as_json: bool
@@ -65,7 +65,9 @@ class RunOptions:
         return expand_task_names(self.tasks, self.suite)
 
     def backend_options(self) -> dict[str, Any]:
-        """Backend config fields the user set (unset ones stay unset)."""
+        """Backend config fields the user set. Unset ones stay unset (None on the command
+        line), so the backend's own defaults apply and an option the chosen backend does not
+        use is refused only when the user gave it (`evalkit.backends.factory.check_options`)."""
         opts: dict[str, Any] = {
             "dtype": self.dtype, "device": self.device,
             "batch_size": parse_batch_size(self.batch_size),
@@ -80,7 +82,7 @@ class RunOptions:
     def run_config(self) -> dict[str, Any]:
         """Keyword arguments for `evalkit.runner.RunConfig` / `evalkit.evaluate` (everything
         but the model, its adapters and the task names)."""
-        from evalkit.backends.factory import TEST_ONLY
+        from evalkit.backends.factory import TEST_ONLY, check_backend_options
 
         if self.chat_template not in ("auto", "on", "off"):
             raise BadInput(f"--chat-template must be auto, on or off, not {self.chat_template!r}")
@@ -95,9 +97,11 @@ class RunOptions:
             raise BadInput(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}")
         if self.seed < 0:
             raise BadInput(f"--seed must be 0 or more, got {self.seed}")
+        backend_options = self.backend_options()
+        check_backend_options(self.backend, backend_options)  # before any data or model loads
         return dict(backend=self.backend, limit=self.limit, seed=self.seed, out=self.out,
                     data_dir=self.data_dir, chat_template=self.chat_template,
-                    revision=self.revision, backend_options=self.backend_options(),
+                    revision=self.revision, backend_options=backend_options,
                     task_options=parse_task_options(self.option),
                     max_new_tokens=self.max_new_tokens, update_leaderboards=self.leaderboard)
 
@@ -135,30 +139,37 @@ _SPECS: dict[str, tuple[Any, Any]] = {
     "suite": (list[str], typer.Option([], "--suite", "-s", help="Named task suite (saga, "
                                       "basque, llimba, ...).")),
     "backend": (str, typer.Option("hf", help="hf | vllm | a plugin.")),
-    "limit": (Optional[int], typer.Option(None, help="Evaluate only the first N samples of "
+    "limit": (int | None, typer.Option(None, help="Evaluate only the first N samples of "
                                           "each task (a partial run, marked as such).")),
     "seed": (int, typer.Option(0, help="Seed for sampling and bootstrap.")),
     "out": (Path, typer.Option(Path("runs"), help="Output directory (records, cache, "
                                "boards).")),
-    "data_dir": (Optional[Path], typer.Option(None, help="Local data mirror (else "
+    "data_dir": (Path | None, typer.Option(None, help="Local data mirror (else "
                                               "$EVALKIT_DATA_DIR, else ../shared/data).")),
     "chat_template": (str, typer.Option("auto", help="auto | on | off.")),
-    "revision": (Optional[str], typer.Option(None, help="Hub revision of the model.")),
-    "dtype": (str, typer.Option("auto", help="auto | float32 | bfloat16 | float16.")),
-    "device": (str, typer.Option("auto", help="hf backend device (auto, cpu, cuda, cuda:1).")),
-    "batch_size": (Optional[str], typer.Option(None, help="Fixed batch size, or auto "
+    "revision": (str | None, typer.Option(None, help="Hub revision of the model.")),
+    "dtype": (str | None, typer.Option(None, help="auto | float32 | bfloat16 | float16 "
+                                          "(default: auto).")),
+    "device": (str | None, typer.Option(None, help="auto | cpu | cuda | cuda:1 (default: "
+                                           "auto).")),
+    "batch_size": (str | None, typer.Option(None, help="Fixed batch size, or auto "
                                                "(default: sized by the backend).")),
-    "max_model_len": (Optional[int], typer.Option(None, help="Context length cap.")),
-    "max_new_tokens": (Optional[int], typer.Option(None, help="Cap on new tokens for every "
+    "max_model_len": (int | None, typer.Option(None, help="Context length cap.")),
+    "max_new_tokens": (int | None, typer.Option(None, help="Cap on new tokens for every "
                                                    "generation request (recorded).")),
-    "tensor_parallel_size": (int, typer.Option(1, help="vLLM tensor parallelism.")),
-    "data_parallel_size": (int, typer.Option(1, help="vLLM data parallelism.")),
-    "gpu_memory_utilization": (float, typer.Option(0.85, help="vLLM GPU memory share.")),
-    "enforce_eager": (Optional[bool], typer.Option(None, "--enforce-eager/--no-enforce-eager",
+    "tensor_parallel_size": (int | None, typer.Option(None, help="vLLM tensor parallelism "
+                                                         "(default: 1).")),
+    "data_parallel_size": (int | None, typer.Option(None, help="vLLM data parallelism "
+                                                       "(default: 1).")),
+    "gpu_memory_utilization": (float | None, typer.Option(None, help="vLLM GPU memory "
+                                                             "share (default: 0.85).")),
+    "enforce_eager": (bool | None, typer.Option(None, "--enforce-eager/--no-enforce-eager",
                                                    help="vLLM: no CUDA graphs (default: on "
                                                    "for CPU, off for GPU).")),
-    "prefix_caching": (bool, typer.Option(True, help="vLLM automatic prefix caching.")),
-    "max_lora_rank": (Optional[int], typer.Option(None, help="vLLM: override the LoRA rank "
+    "prefix_caching": (bool | None, typer.Option(None, "--prefix-caching/--no-prefix-caching",
+                                                    help="vLLM automatic prefix caching "
+                                                    "(default: on).")),
+    "max_lora_rank": (int | None, typer.Option(None, help="vLLM: override the LoRA rank "
                                                   "read from the adapters' configs.")),
     "option": (list[str], typer.Option([], "--option", "-o", help="Task option KEY=VALUE "
                                        "(e.g. judge=rule).")),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -24,14 +23,15 @@ def validate(
     nocola_per_class: int = typer.Option(1000, help="NoCoLA dev sentences per class (0 = all)."),
     n_process: int = typer.Option(1, help="spaCy n_process for the throughput run."),
     seed: int = typer.Option(0, help="Sampling seed (NoCoLA sample)."),
-    out: Optional[Path] = typer.Option(None, help="Write raw results as JSON here."),
-    benchmarks: Optional[Path] = typer.Option(None, help="Rewrite the '## Norwegian grammar "
+    out: Path | None = typer.Option(None, help="Write raw results as JSON here."),
+    benchmarks: Path | None = typer.Option(None, help="Rewrite the '## Norwegian grammar "
                                               "oracles' section of this BENCHMARKS.md."),
-    reuse: Optional[Path] = typer.Option(None, help="Earlier --out JSON: oracles already "
+    reuse: Path | None = typer.Option(None, help="Earlier --out JSON: oracles already "
                                          "measured there (same model hash) are not re-run."),
 ) -> None:
     """UAS/LAS, rule agreement (acc, κ), NoCoLA AUROC, cross-oracle agreement, throughput."""
-    from evalkit.oracles.validate import render, validate as run_validate
+    from evalkit.oracles.validate import render
+    from evalkit.oracles.validate import validate as run_validate
 
     results = run_validate(oracle, nocola_per_class=nocola_per_class, seed=seed,
                            n_process=n_process, out_json=out, benchmarks=benchmarks,

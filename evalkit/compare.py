@@ -99,8 +99,13 @@ def mean_pair_test(xa: Any, xb: Any, scale: float = 1.0, seed: int = TEST_SEED,
     """
     import numpy as np
 
-    from evalkit.stats import (is_binary, mcnemar_exact, percentile_interval,
-                               resample_weights, sign_flip_test)
+    from evalkit.stats import (
+        is_binary,
+        mcnemar_exact,
+        percentile_interval,
+        resample_weights,
+        sign_flip_test,
+    )
 
     keep = ~(np.isnan(xa) | np.isnan(xb))
     a, b = xa[keep], xb[keep]
@@ -201,8 +206,8 @@ def compare_dirs(a_dir: Path, b_dir: Path, tasks: Sequence[str] | None = None, *
     from evalkit.leaderboard.board import is_breakdown, metric_label
     from evalkit.leaderboard.collect import comparability_key, describe_difference
     from evalkit.leaderboard.config import declared_sample_keys
-    from evalkit.records import read_sample_records, read_summaries
     from evalkit.leaderboard.values import sample_values
+    from evalkit.records import read_sample_records, read_summaries
 
     if test not in ("bs", "ar"):
         raise BadInput(f"--test must be bs or ar, not {test!r}")
@@ -231,7 +236,7 @@ def compare_dirs(a_dir: Path, b_dir: Path, tasks: Sequence[str] | None = None, *
         A, B = sa[task], sb[task]
         recs: dict[str, Any] = {}
 
-        def records(d: Path, side: str) -> Any:
+        def records(d: Path, side: str, recs: dict[str, Any] = recs, task: str = task) -> Any:
             if side not in recs:
                 try:
                     recs[side] = read_sample_records(d, task)
@@ -247,8 +252,8 @@ def compare_dirs(a_dir: Path, b_dir: Path, tasks: Sequence[str] | None = None, *
             mb = B.metrics.get(metric)
             hib = bool(ma.get("higher_is_better", True))
             va, vb = _finite(ma.get("value")), _finite((mb or {}).get("value"))
-            base = dict(task=task, metric=metric, label=metric_label(metric),
-                        higher_is_better=hib, a=va, b=vb, n=ma.get("n"))
+            base: dict[str, Any] = dict(task=task, metric=metric, label=metric_label(metric),
+                                        higher_is_better=hib, a=va, b=vb, n=ma.get("n"))
             if mb is None:
                 rows.append(MetricRow(**base, test="not tested: B lacks this metric"))
                 continue

@@ -158,7 +158,7 @@ class DataLayer:
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Objects of a JSONL file on disk; raises BadInput naming the line on malformed input.
+    r"""Objects of a JSONL file on disk; raises BadInput naming the line on malformed input.
 
     Hostile content fails on its own line with one message: malformed or truncated JSON,
     numbers past Python's 4,300-digit limit, nesting too deep to parse, lone UTF-16

@@ -75,7 +75,8 @@ def model_lock(out: Path, model_hash: str) -> Path:
     """The lock file of one base model's records and generations in an output folder."""
     import hashlib
 
-    return Path(out) / ".locks" / f"model-{hashlib.sha256(model_hash.encode()).hexdigest()[:16]}.lock"
+    digest = hashlib.sha256(model_hash.encode()).hexdigest()[:16]
+    return Path(out) / ".locks" / f"model-{digest}.lock"
 
 
 def boards_lock(out: Path) -> Path:

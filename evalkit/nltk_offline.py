@@ -50,7 +50,9 @@ _INFO: dict[str, dict[str, Any]] = {}
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("EVALKIT_CACHE", Path.home() / ".cache" / "evalkit")).expanduser()
+    from evalkit.paths import cache_dir
+
+    return cache_dir()
 
 
 def _sha_dir(d: Path) -> str:
@@ -198,6 +200,7 @@ def ensure_punkt(lang: str = "english", data_dir: Path | None = None) -> dict[st
             return _INFO[lang]
         target = root / "tokenizers" / "punkt_tab" / lang
         pkg = package_version()
+        info: dict[str, Any]
         if lang in official_languages():
             want = {"recipe_version": RECIPE_VERSION, "source": "official",
                     "package": f"{PACKAGE} {pkg}"}

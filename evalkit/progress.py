@@ -12,7 +12,16 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, Protocol
+
+
+class ProgressFn(Protocol):
+    """``progress(label, done, total, tokens=None)``: the runner's report per finished request
+    (`tokens`: generated tokens so far, for generation stages)."""
+
+    def __call__(self, label: str, done: int, total: int, /,
+                 tokens: int | None = None) -> None:
+        """Report `done` of `total` items of stage `label`."""
 
 
 def _fmt_eta(seconds: float | None) -> str:

@@ -19,7 +19,12 @@ SampleRecord only:
     outputs (per request: {"texts": [...]} or {"logprob", "n_tokens", "is_greedy"}),
     reference, scores (per-sample metric values), meta.
 RunSummary only:
-    metrics: name -> {value, n, higher_is_better, se?, ci?, ci_method?, signature?, note?}.
+    metrics: name -> {value, n, higher_is_better, se?, ci?, ci_method?, signature?, note?,
+        kind?, scale?, per_sample_key?}; the last three are the metric's declaration
+        (`evalkit.metrics.Metric`: proportion / mean / ratio / corpus, the factor from the
+        per-sample mean to the value, the ``scores`` key of the per-sample values or null).
+        Entries written before declarations existed lack them; readers then fall back to
+        checking candidate keys against the value (`evalkit.leaderboard.stats.per_sample`).
     n_samples, sample_ids_sha256 (sorted ids; runs with different sample sets are not compared),
     language, backend, chat_template ({"applied", "sha256"}), gen_params, seed, data_hashes,
     versions (python, evalkit, torch, transformers, sacrebleu, ...), created_at, meta,
@@ -48,7 +53,7 @@ if TYPE_CHECKING:
 #: 2 added ``adapter_label`` (the readable, run-unique adapter name; ``adapter`` stays the path
 #: or id as given) and, in summaries, ``limit`` (``--limit N`` runs are partial). Version-1
 #: records read as before (no label, no limit recorded).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION: Literal[2] = 2
 
 
 class SampleRecord(BaseModel):

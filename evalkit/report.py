@@ -8,16 +8,25 @@ from typing import Any
 from evalkit.records import RunSummary
 
 
+def digits(m: dict[str, Any]) -> int:
+    """Decimals for a metric entry: from its declared kind and scale (a share: 3, a percentage:
+    1), else from the value's magnitude (2 from 2 upwards, 3 below)."""
+    v = m.get("value")
+    if m.get("kind") in ("proportion", "ratio"):
+        return 3 if (m.get("scale") or 1.0) == 1.0 else 1
+    return 2 if v is not None and abs(v) >= 2 else 3
+
+
 def fmt_metric(m: dict[str, Any]) -> str:
-    """``value [lo, hi]`` with sensible precision."""
+    """``value [lo, hi]`` with the precision `digits` gives."""
     v = m.get("value")
     if v is None:
         return "n/a"
-    digits = 2 if abs(v) >= 2 else 3
-    s = f"{v:.{digits}f}"
+    places = digits(m)
+    s = f"{v:.{places}f}"
     if m.get("ci"):
         lo, hi = m["ci"]
-        s += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+        s += f" [{lo:.{places}f}, {hi:.{places}f}]"
     return s
 
 
@@ -59,9 +68,8 @@ def print_table(summaries: Sequence[RunSummary]) -> None:
 
 def print_metrics(task: str, metrics: dict[str, dict[str, Any]]) -> None:
     """Metrics of one task."""
-    from rich.table import Table
-
     from rich.markup import escape
+    from rich.table import Table
 
     table = Table(title=escape(task))
     table.add_column("metric")
@@ -96,10 +104,9 @@ def to_markdown(summaries: Sequence[RunSummary]) -> str:
     for s in summaries:
         who = "base" if not s.adapter else (s.adapter_label or s.adapter)
         for name, m in s.metrics.items():
-            v = m.get("value")
-            digits = 2 if v is not None and abs(v) >= 2 else 3
-            value = "n/a" if v is None else f"{v:.{digits}f}"
-            ci = (f"[{m['ci'][0]:.{digits}f}, {m['ci'][1]:.{digits}f}]" if m.get("ci") else "")
+            v, d = m.get("value"), digits(m)
+            value = "n/a" if v is None else f"{v:.{d}f}"
+            ci = (f"[{m['ci'][0]:.{d}f}, {m['ci'][1]:.{d}f}]" if m.get("ci") else "")
             arrow = "" if m.get("higher_is_better", True) else " ↓"
             lines.append(f"| {cell(who)} | {cell(s.task)} | {cell(name + arrow)} | {value} | "
                          f"{ci} | {m.get('n', '')} |")

@@ -56,7 +56,7 @@ def oracle_reward(oracle: Any = "spacy-nob", *, config: Any = None,
     Args:
         oracle: an `evalkit.oracles.base.Oracle` instance or a registered oracle name
             (``spacy-nob``, ``stanza-nob``, ``fake``); built once, here, not per call.
-        config: an `evalkit.oracles.rule.RuleConfig` (default: protocols.md §3, MATTR weight 0.2).
+        config: an `evalkit.oracles.rule.RuleConfig` (default: SAGA's settings, MATTR weight 0.2).
         oracle_options: constructor options when `oracle` is a name.
         language: the oracle's language; rows whose ``language`` column differs get None.
         join_prompt: judge ``prompt + completion`` for plain (string) prompts.

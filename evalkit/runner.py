@@ -19,14 +19,29 @@ from evalkit.chat import ChatMode, ChatRenderer
 from evalkit.data import DataLayer
 from evalkit.errors import BadInput, EvalkitError, Interrupted
 from evalkit.locks import exclusive, model_lock
-from evalkit.paths import ensure_writable_dir
 from evalkit.models import AdapterRef, ModelRef, Variant, resolve_adapters, resolve_model
-from evalkit.records import (RunInfo, RunSummary, SampleRecord, read_lines, read_summaries,
-                             write_task_records)
+from evalkit.paths import ensure_writable_dir
+from evalkit.progress import ProgressFn
+from evalkit.records import (
+    RunInfo,
+    RunSummary,
+    SampleRecord,
+    read_lines,
+    read_summaries,
+    write_task_records,
+)
 from evalkit.registry import SUITES, load_task
 from evalkit.store import GenerationStore, output_from_json, request_key
-from evalkit.types import (Generation, GenRequest, LoglikRequest, Output, Prompt, Sample,
-                           ScoringContext, Task)
+from evalkit.types import (
+    Generation,
+    GenRequest,
+    LoglikRequest,
+    Output,
+    Prompt,
+    Sample,
+    ScoringContext,
+    Task,
+)
 
 __all__ = ["RunConfig", "expand_task_names", "load_task", "make_backend", "plan_task",
            "rescore_run", "run"]
@@ -141,7 +156,7 @@ def plan_variants(model: ModelRef, adapters: list[AdapterRef], cfg: RunConfig) -
     return variants + [Variant(model, a) for a in adapters]
 
 
-def run(cfg: RunConfig, progress: Callable[[str, int, int], None] | None = None,
+def run(cfg: RunConfig, progress: ProgressFn | None = None,
         notify: Callable[[str], None] | None = None) -> list[RunSummary]:
     """Evaluate every variant on every task; returns the summaries written.
 
@@ -201,7 +216,7 @@ def _keys(v: Variant, reqs: Sequence[GenRequest | LoglikRequest]) -> list[str]:
 
 def _generate_all(cfg: RunConfig, model: ModelRef, adapters: list[AdapterRef],
                   variants: list[Variant], plans: list[_Planned], store: GenerationStore,
-                  progress: Callable[[str, int, int], None] | None) -> None:
+                  progress: ProgressFn | None) -> None:
     """One backend, one generate call and one loglik call for everything not yet stored."""
     todo_gen: dict[str, GenRequest] = {}
     todo_ll: dict[str, LoglikRequest] = {}
@@ -252,7 +267,7 @@ def _generate_all(cfg: RunConfig, model: ModelRef, adapters: list[AdapterRef],
 
 def score_variant(cfg: RunConfig, v: Variant, p: _Planned, store: GenerationStore,
                   data: DataLayer, renderer: ChatRenderer | None, out: Path,
-                  progress: Callable[[str, int, int], None] | None) -> RunSummary:
+                  progress: ProgressFn | None) -> RunSummary:
     """Score one task for one variant from stored outputs; write records and summary."""
     outputs: list[list[Output]] = []
     for reqs in p.requests:

@@ -1,4 +1,4 @@
-"""SAGA's seven-column results table (protocols.md §3), built from RunSummary records only.
+"""SAGA's seven-column results table (the SAGA paper's layout), built from RunSummary records only.
 
 Columns, in SAGA's order: PPL-Wiki (``ppl:nob`` perplexity, ↓), PS and parse score
 (``nb_parse``), ScaLA AUROC (``scala:nob``), Summ PS and Summ score (``summ:nob``), RC APS

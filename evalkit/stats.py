@@ -180,7 +180,7 @@ class ClusterProportion:
     se: float | None
 
 
-def cluster_proportion(successes: Sequence[float], trials: Sequence[float],
+def cluster_proportion(successes: Sequence[float] | Any, trials: Sequence[float] | Any,
                        level: float = 0.95) -> ClusterProportion | None:
     """Σsuccesses / Σtrials over clusters, with a design-effect Wilson interval.
 
@@ -188,10 +188,10 @@ def cluster_proportion(successes: Sequence[float], trials: Sequence[float],
     v = m/(m−1) · Σ(y_j − R·t_j)² / (Σt)²; the design effect is v over the same estimate for
     independent trials, R(1−R)/(N−1) (so one trial per cluster gives exactly 1), and the Wilson
     interval is taken at N / design effect trials (capped at N: a design effect below 1 is not
-    credited), as Korn & Graubard (1998) do for survey proportions. When R is 0 or 1 (or one cluster only) there is no variance to estimate, and
-    each cluster counts as one observation (the effective size if a cluster's trials always
-    agree), so the interval does not shrink with trials that may all move together.
-    None when there are no trials.
+    credited), as Korn & Graubard (1998) do for survey proportions. When R is 0 or 1 (or one
+    cluster only) there is no variance to estimate, and each cluster counts as one observation
+    (the effective size if a cluster's trials always agree), so the interval does not shrink
+    with trials that may all move together. None when there are no trials.
     """
     import numpy as np
 

@@ -65,7 +65,7 @@ def build_tiny_model(out_dir: Path, *, hidden: int = 64, layers: int = 2, heads:
     model = LlamaForCausalLM(cfg)
     with torch.no_grad():  # larger logits: outputs depend visibly on weights (not near-uniform)
         model.model.embed_tokens.weight.mul_(5.0)
-    model.save_pretrained(out_dir)
+    model.save_pretrained(str(out_dir))
     tok.save_pretrained(out_dir)
     return out_dir
 
@@ -86,5 +86,5 @@ def build_tiny_adapter(model_dir: Path, out_dir: Path, *, r: int = 4, seed: int 
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0.0, scale)
-    model.save_pretrained(out_dir)
+    model.save_pretrained(str(out_dir))
     return Path(out_dir)

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, Union, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Role = Literal["system", "user", "assistant"]
 
@@ -27,7 +27,7 @@ class Message:
 #: A prompt is either plain text or a conversation; the runner renders conversations (and plain
 #: prompts when the chat template is on) with the model's chat template before any backend sees
 #: them, so every backend receives byte-identical prompt text.
-Prompt = Union[str, tuple[Message, ...]]
+Prompt = str | tuple[Message, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class LoglikRequest:
     adapter: str | None = None
 
 
-Request = Union[GenRequest, LoglikRequest]
+Request = GenRequest | LoglikRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,7 @@ class LoglikResult:
     is_greedy: bool
 
 
-Output = Union[Generation, LoglikResult]
+Output = Generation | LoglikResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +127,11 @@ class MetricValue:
     """An aggregate score with its uncertainty and direction.
 
     `ci` is a 95 % interval (bootstrap unless `ci_method` says otherwise); `se` a standard
-    error where one is defined. `signature` holds e.g. sacrebleu's signature string.
+    error where one is defined. `signature` holds e.g. sacrebleu's signature string. `kind`,
+    `scale` and `per_sample_key` are the declaration of the metric that produced the value
+    (`evalkit.metrics.Metric`): what kind of aggregate it is, the factor from per-sample
+    values to the metric, and where sample records keep the per-sample values (None: nowhere).
+    Values that were never declared leave all three None.
     """
 
     value: float | None
@@ -138,13 +142,18 @@ class MetricValue:
     ci_method: str | None = None
     signature: str | None = None
     note: str | None = None
+    kind: str | None = None
+    scale: float | None = None
+    per_sample_key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form used in RunSummary."""
         d = asdict(self)
         if self.ci is not None:
             d["ci"] = list(self.ci)
-        return {k: v for k, v in d.items() if v is not None or k == "value"}
+        declared = self.kind is not None
+        return {k: v for k, v in d.items()
+                if v is not None or k == "value" or (k == "per_sample_key" and declared)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +206,8 @@ class Task(Protocol):
         """Load the task's samples through the data layer (`evalkit.data.DataLayer`)."""
         ...
 
-    def requests(self, sample: Sample, chat: bool) -> list[tuple[Prompt, GenParams] | LoglikRequest]:
+    def requests(self, sample: Sample, chat: bool
+                 ) -> list[tuple[Prompt, GenParams] | LoglikRequest]:
         """The requests one sample needs: (prompt, params) pairs for generation, or loglik ones.
 
         `chat` tells whether the run applies the chat template; a task may phrase its prompt

@@ -52,7 +52,8 @@ class Token(NamedTuple):
         rel: the raw relation label as the parser produced it (``nsubj``, ``SUBJ``, ``dep`` ...).
         rel_class: one of :data:`REL_CLASSES` (``root`` for every token whose head is -1).
         pos: a UPOS tag (NDT tags are mapped to UPOS, see :data:`NDT_POS_TO_UPOS`).
-        finite: the token is a finite verb form (UD ``VerbForm=Fin``; NDT ``pres``/``pret``/``imp``).
+        finite: the token is a finite verb form (UD ``VerbForm=Fin``; NDT
+            ``pres``/``pret``/``imp``).
         imperative: the token is an imperative (UD ``Mood=Imp``; NDT ``imp``).
     """
 
@@ -95,7 +96,7 @@ MAX_PARSE_CHARS = 20_000
 #: (quadratic); no word of a real sentence is this long, and a space is inserted every
 #: MAX_RUN_CHARS characters of such a run, which keeps the work per string linear.
 MAX_RUN_CHARS = 100
-_LONG_RUN = re.compile(r"\S{%d,}" % (MAX_RUN_CHARS + 1))
+_LONG_RUN = re.compile(rf"\S{{{MAX_RUN_CHARS + 1},}}")
 
 
 def safe_text(text: str) -> str:
@@ -141,7 +142,7 @@ def ud_rel_class(rel: str, subject_rels: frozenset[str] = _UD_SUBJECT) -> str:
 
     Args:
         rel: a UD label such as ``nsubj:pass``; spaCy's ``ROOT`` and UD's ``root`` both map to root.
-        subject_rels: labels counted as subjects (protocols.md §3 check 4).
+        subject_rels: labels counted as subjects (check 4 of `evalkit.oracles.rule`).
     """
     low = rel.lower()
     if low == "root":

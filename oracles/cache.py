@@ -9,7 +9,6 @@ and is itself an oracle, so ``judge(CachedOracle(oracle), texts)`` is all a call
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -22,8 +21,9 @@ __all__ = ["CachedOracle", "ParseCache", "default_cache_path"]
 
 def default_cache_path() -> Path:
     """``$EVALKIT_CACHE/parses.sqlite`` (default ``~/.cache/evalkit/parses.sqlite``)."""
-    root = Path(os.environ.get("EVALKIT_CACHE", Path.home() / ".cache" / "evalkit"))
-    return root / "parses.sqlite"
+    from evalkit.paths import cache_dir
+
+    return cache_dir() / "parses.sqlite"
 
 
 class ParseCache:

@@ -1,4 +1,4 @@
-"""The well-formedness rule of protocols.md §3 (SAGA, reconstructed), written once.
+"""SAGA's well-formedness rule (reconstructed from the SAGA paper), written once.
 
 The rule runs on the scheme-independent view of :mod:`evalkit.oracles.base`, so one code path
 judges UD and NDT parses. A sentence is well-formed iff (each check can be switched off in
@@ -44,7 +44,9 @@ __all__ = [
     "judge_parses",
     "make_reward",
     "mattr",
+    "ParseStats",
     "parse_score",
+    "parse_stats",
     "parse_success",
     "split_sentences",
     "truncate_text",
@@ -60,7 +62,7 @@ _VERB_POS = frozenset({"VERB", "AUX"})
 
 @dataclass(frozen=True, slots=True)
 class RuleConfig:
-    """Settings of the well-formedness rule and the reward (defaults = protocols.md §3).
+    """Settings of the well-formedness rule and the reward (defaults = SAGA's settings).
 
     Attributes:
         checks: enabled checks, a subset of :data:`CHECKS`.
@@ -238,7 +240,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def mattr(text: str, window: int = 20) -> float:
-    """Moving-average type-token ratio over ``window``-word windows (TTR when shorter; 0 if empty).
+    r"""Moving-average type-token ratio over ``window``-word windows (TTR when shorter; 0 if empty).
 
     Words are lower-cased ``\\w+`` runs.
     """
@@ -385,6 +387,7 @@ def judge(oracle: Oracle, texts: Sequence[str], config: RuleConfig = RuleConfig(
         progress: ``progress(done, total)`` after every `chunk` texts (parsing is the slow
             part of scoring). Texts are always parsed in chunks of `chunk`, with or without a
             progress callback, so a re-score parses exactly as the run did.
+        chunk: texts parsed per call of ``oracle.parse``.
 
     Returns:
         One :class:`Verdict` per text, in order. Never raises on odd input (empty strings, control
@@ -428,7 +431,8 @@ def parse_success(verdicts: Sequence[Verdict]) -> float:
 
 
 def parse_score(verdicts: Sequence[Verdict], over: str = "all") -> float:
-    """Parse score = PS × mean q, q averaged over ``"all"`` generations or the ``"passing"`` ones."""
+    """Parse score = PS × mean q, q averaged over ``"all"`` generations or the ``"passing"``
+    ones."""
     if not verdicts:
         return 0.0
     pool = verdicts if over == "all" else [v for v in verdicts if v.passed]
@@ -436,3 +440,40 @@ def parse_score(verdicts: Sequence[Verdict], over: str = "all") -> float:
         raise ValueError("over must be 'all' or 'passing'")
     mean_q = sum(v.q for v in pool) / len(pool) if pool else 0.0
     return parse_success(verdicts) * mean_q
+
+
+@dataclass(frozen=True, slots=True)
+class ParseStats:
+    """Point estimates over one set of verdicts (one model, one oracle, one seed).
+
+    Attributes:
+        ps: parse success, the share of generations that pass.
+        parse_score: PS × mean q.
+        mean_q: mean q over all generations.
+        mean_reward: mean reward over all generations.
+        complete_share: share of generations with at least one complete sentence judged.
+        mattr: mean MATTR over those, or None when the MATTR term is off.
+        n: generations.
+    """
+
+    ps: float
+    parse_score: float
+    mean_q: float
+    mean_reward: float
+    complete_share: float
+    mattr: float | None
+    n: int
+
+
+def parse_stats(verdicts: Sequence[Verdict], over: str = "all") -> ParseStats:
+    """The parse-success evaluation of a set of verdicts (``nb_parse``'s per-seed numbers and
+    the Δ-DPO loop's evaluation both come from here); `over` as in :func:`parse_score`."""
+    n = len(verdicts)
+    complete = [v for v in verdicts if v.n_sentences > 0]
+    mattrs = [v.mattr for v in complete if v.mattr is not None]
+    return ParseStats(
+        ps=parse_success(verdicts), parse_score=parse_score(verdicts, over),
+        mean_q=sum(v.q for v in verdicts) / n if n else 0.0,
+        mean_reward=sum(v.reward for v in verdicts) / n if n else 0.0,
+        complete_share=len(complete) / n if n else 0.0,
+        mattr=sum(mattrs) / len(mattrs) if mattrs else None, n=n)

@@ -85,7 +85,8 @@ class SpacyOracle:
         meta_name = self.nlp.meta.get("name", "model")
         base = path.name if path.exists() else str(meta_name)
         self.name = name or (base if base.startswith("spacy") else f"spacy-{base}")
-        self.scheme = detect_scheme(self.nlp.get_pipe("parser").labels)
+        parser: Any = self.nlp.get_pipe("parser")  # typed as a bare callable by spaCy
+        self.scheme = detect_scheme(parser.labels)
         self.batch_size = batch_size
         self.n_process = n_process
         self.versions = {"spacy": spacy.__version__, "model": str(self.nlp.meta.get("version"))}

@@ -84,7 +84,8 @@ def load_oracle(spec: str, options: Mapping[str, Any] | None = None) -> Any:
     try:
         return spec_cls(*args, **dict(options or {}))
     except TypeError as exc:
-        raise BadInput(f"oracle {spec!r} does not accept options {sorted(options or {})}: {exc}")
+        raise BadInput(f"oracle {spec!r} does not accept options {sorted(options or {})}: "
+                       f"{exc}") from None
     except (FileNotFoundError, OSError) as exc:  # model not built, not installed, bad path
         raise BadInput(f"oracle {spec!r} cannot load its model ({exc}); build or install it "
                        "(`evalkit oracle --help`), or name another oracle") from None

@@ -1,7 +1,7 @@
 """Stanza oracle: evalkit's default *held-out evaluator* (a different parser from the reward's).
 
 Loads fully offline: ``download_method=None``, a ``resources.json`` containing ``{}`` in the
-model directory, ``allow_unknown_language=True`` and explicit model paths (environment.md).
+model directory, ``allow_unknown_language=True`` and explicit model paths.
 Input is pre-tokenized by :func:`evalkit.oracles.base.simple_tokenize` and pre-segmented (one
 sentence per input string), processed in capped bulk batches with one torch thread per process.
 
@@ -91,8 +91,9 @@ class StanzaOracle:
             try:
                 res.write_text(json.dumps({}))
             except OSError:  # read-only install: fall back to a private resources dir
-                mdir_res = Path(os.environ.get("EVALKIT_CACHE", Path.home() / ".cache"
-                                               / "evalkit")) / "stanza_resources"
+                from evalkit.paths import cache_dir
+
+                mdir_res = cache_dir() / "stanza_resources"
                 mdir_res.mkdir(parents=True, exist_ok=True)
                 (mdir_res / "resources.json").write_text("{}")
                 res = mdir_res / "resources.json"

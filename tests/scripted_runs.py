@@ -113,8 +113,13 @@ def synthetic_run(out: Path, n: int, n_variants: int, seed: int = 0) -> Path:
     detected languages behind the target-language rate): for size and speed tests."""
     import datetime as dt
 
-    from evalkit.records import (SUMMARY_FILE, RunSummary, SampleRecord, samples_path,
-                                 write_text_atomic)
+    from evalkit.records import (
+        SUMMARY_FILE,
+        RunSummary,
+        SampleRecord,
+        samples_path,
+        write_text_atomic,
+    )
     from evalkit.types import sha256_text
 
     rnd = random.Random(seed)

@@ -150,9 +150,9 @@ def _params(cmd_name: str) -> set[str]:
 
 @pytest.mark.parametrize("command", ["sweep", "grid"])
 def test_every_run_option_exists_in_other_evaluating_commands(command: str) -> None:
-    from evalkit.cli import app
-
     import typer.main
+
+    from evalkit.cli import app
 
     names = typer.main.get_command(app).commands  # type: ignore[attr-defined]
     if command not in names:

@@ -62,6 +62,12 @@ def test_model_dir_without_config(tmp_path: Path) -> None:
     _one_line_error(res, "config.json")
 
 
+def test_option_of_another_backend_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    res = _evalkit("run", str(tiny_model), "--tasks", "ppl:nob", "--limit", "2", "--backend",
+                   "hf", "--tensor-parallel-size", "2", "--out", str(tmp_path))
+    _one_line_error(res, "--tensor-parallel-size", "vllm backend", "--backend hf")
+
+
 def test_unknown_task_did_you_mean(tiny_model: Path) -> None:
     res = _evalkit("run", str(tiny_model), "--tasks", "floris:eng_Latn-nob_Latn")
     _one_line_error(res, "unknown task", "flores")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from scripted_runs import FLORES, IFEVAL, N, SAFETY, second_adapter, three_variants, variant_dirs  # noqa: F401
+from scripted_runs import FLORES, IFEVAL, SAFETY, N, second_adapter, three_variants, variant_dirs  # noqa: F401
 
 from evalkit.records import read_sample_records, read_summaries, task_file_name
 

@@ -191,7 +191,7 @@ def test_unit_keys_follow_content_not_paths(family: Path, tmp_path: Path) -> Non
 
 
 def test_multi_node_engine_options_reach_vllm_and_ray_resources(family: Path) -> None:
-    from evalkit.backends.base import BackendConfig
+    from evalkit.backends.base import VLLMConfig
     from evalkit.backends.vllm import engine_kwargs
     from evalkit.cli_options import _SPECS, RunOptions
     from evalkit.grid.plan import plan_from_file
@@ -204,12 +204,12 @@ def test_multi_node_engine_options_reach_vllm_and_ray_resources(family: Path) ->
                           {"distributed_executor_backend": "ray"})
     opts = plan.run_options["backend_options"]
     assert opts["pipeline_parallel_size"] == 2 and opts["distributed_executor_backend"] == "ray"
-    kw = engine_kwargs(BackendConfig(model="m", **opts), cpu=False, model_path="m",
+    kw = engine_kwargs(VLLMConfig(model="m", **opts), cpu=False, model_path="m",
                        lora_rank=None, n_adapters=0)
     assert kw["tensor_parallel_size"] == 4 and kw["pipeline_parallel_size"] == 2
     assert kw["distributed_executor_backend"] == "ray"
     assert "pipeline_parallel_size" not in engine_kwargs(
-        BackendConfig(model="m"), cpu=False, model_path="m", lora_rank=None, n_adapters=0)
+        VLLMConfig(model="m"), cpu=False, model_path="m", lora_rank=None, n_adapters=0)
     ex = RayExecutor()
     # vLLM's Ray executor places the engine itself; otherwise the unit holds its GPUs
     assert ex.resources(plan, cluster_gpus=16) == {"num_cpus": 1, "num_gpus": 0}

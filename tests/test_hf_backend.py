@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.backends.base import BackendConfig, truncate_at_stop
+from evalkit.backends.base import HFConfig, truncate_at_stop
 from evalkit.types import GenParams, GenRequest, LoglikRequest
 
 
@@ -14,7 +14,7 @@ from evalkit.types import GenParams, GenRequest, LoglikRequest
 def backend(tiny_model: Path, tiny_adapter: Path):  # noqa: ANN201
     from evalkit.backends.hf import HFBackend
 
-    b = HFBackend(BackendConfig(model=str(tiny_model), adapters={"lora": str(tiny_adapter)}))
+    b = HFBackend(HFConfig(model=str(tiny_model), adapters={"lora": str(tiny_adapter)}))
     yield b
     b.close()
 

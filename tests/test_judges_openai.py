@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from evalkit.backends.base import BackendConfig
+from evalkit.backends.base import OpenAIConfig
 from evalkit.backends.openai_compat import OpenAIBackend
 from evalkit.errors import BadInput, EvalkitError
 from evalkit.judges import JudgeItem, make_judge
@@ -65,7 +65,7 @@ def server() -> Iterator[str]:
 
 
 def test_generate_roundtrip_stop_and_params(server: str) -> None:
-    be = OpenAIBackend(BackendConfig(model=f"{server}#judge-1", batch_size=4, seed=3))
+    be = OpenAIBackend(OpenAIConfig(model=f"{server}#judge-1", batch_size=4, seed=3))
     reqs = [GenRequest(f"hello {i}", GenParams(max_new_tokens=5, stop=(" STOP",), n=2))
             for i in range(6)]
     got = dict(be.generate(reqs))
@@ -87,13 +87,13 @@ def test_openai_judge_end_to_end(server: str) -> None:
 
 
 def test_http_error_is_one_line_evalkit_error(server: str) -> None:
-    be = OpenAIBackend(BackendConfig(model=f"{server}#no-such-model"))
+    be = OpenAIBackend(OpenAIConfig(model=f"{server}#no-such-model"))
     with pytest.raises(EvalkitError, match="HTTP 404"):
         list(be.generate([GenRequest("x")]))
 
 
 def test_unreachable_endpoint_and_loglik_refused() -> None:
-    be = OpenAIBackend(BackendConfig(model="http://127.0.0.1:9/v1#m"))
+    be = OpenAIBackend(OpenAIConfig(model="http://127.0.0.1:9/v1#m"))
     with pytest.raises(EvalkitError, match="cannot reach"):
         list(be.generate([GenRequest("x")]))
     with pytest.raises(BadInput, match="log-likelihood"):
@@ -102,4 +102,4 @@ def test_unreachable_endpoint_and_loglik_refused() -> None:
 
 def test_bad_model_spec() -> None:
     with pytest.raises(BadInput, match="base_url"):
-        OpenAIBackend(BackendConfig(model="judge-1"))
+        OpenAIBackend(OpenAIConfig(model="judge-1"))

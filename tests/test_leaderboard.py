@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.api import evaluate
 from evalkit.backends.scripted import ScriptedBackend
 from evalkit.errors import BadInput
 from evalkit.records import read_summaries
-from evalkit.api import evaluate
 from evalkit.runner import RunConfig, run
 
 TASK = "flores:eng_Latn-eus_Latn:devtest"
@@ -290,7 +290,8 @@ def test_html_renders_sorts_and_links_in_chromium(two_runs: Path, tiny_model: Pa
         assert len(rows) == 2
         # rank order: the adapter first, its BLEU as recorded, Δ vs the base with the dot
         assert rows[0][0].startswith("tiny + ") and "lora" in rows[0][0]
-        ad, base = sums["adapter"]["metrics"]["bleu"]["value"], sums["base"]["metrics"]["bleu"]["value"]
+        ad = sums["adapter"]["metrics"]["bleu"]["value"]
+        base = sums["base"]["metrics"]["bleu"]["value"]
         cell = rows[0][bleu_i].split("\n")
         assert cell[0] == f"{ad:.2f}" and cell[-1] == f"Δ {ad - base:+.2f}●"
         assert rows[1][bleu_i].split("\n")[0] == f"{base:.2f}"
@@ -302,7 +303,8 @@ def test_html_renders_sorts_and_links_in_chromium(two_runs: Path, tiny_model: Pa
                             "'::after').content").strip('"').strip() == "▲"
         browser.screenshot(tmp_path / "board.png")
         # a real mouse click on the BLEU header sorts ascending
-        names = f"Array.from(document.querySelectorAll('{table} tr.main .name')).map(n => n.innerText)"
+        names = (f"Array.from(document.querySelectorAll('{table} tr.main .name'))"
+                 ".map(n => n.innerText)")
         before = browser.eval(names)
         assert before[1].startswith("tiny (")  # the base model
         browser.click(f"{table} th.sortable[data-col='{bleu_i}']")
@@ -321,7 +323,8 @@ def test_html_renders_sorts_and_links_in_chromium(two_runs: Path, tiny_model: Pa
         # every value links to its samples: click through to the viewer, adapter selected
         href = browser.eval(f"document.querySelector('{table} tbody:last-child "
                             f"td:nth-child({bleu_i + 1}) a').href")
-        assert href.startswith("file:") and "/view/flores__eng_Latn-eus_Latn__devtest.html#v=" in href
+        assert href.startswith("file:")
+        assert "/view/flores__eng_Latn-eus_Latn__devtest.html#v=" in href
         browser.click(f"{table} tbody:last-child td:nth-child({bleu_i + 1}) a")
         browser.wait("document.getElementById('va') !== null")
         key = next(d.name for d in two_runs.iterdir() if "+" in d.name)

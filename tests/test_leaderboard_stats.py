@@ -8,8 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from evalkit.leaderboard.stats import (mean_paired_test, mt_paired_test, per_sample,
-                                       rank_scores)
+from evalkit.leaderboard.stats import mean_paired_test, mt_paired_test, per_sample, rank_scores
 from evalkit.records import RunSummary, SampleRecord
 
 
@@ -99,6 +98,32 @@ def test_per_sample_values_must_reproduce_the_summary() -> None:
     stale, why = per_sample("acc", _summary({"acc": {"value": 0.75, "n": 4}}, n=6),
                             _records(vals))
     assert stale is None and "out of sync" in why
+
+
+def test_declared_metrics_are_read_not_guessed() -> None:
+    vals = [1.0, 0.0, 1.0, None, 1.0]
+
+    def entry(value: float, **decl: object) -> dict:
+        return {"acc": {"value": value, "n": 4, **decl}}
+
+    pct, _ = per_sample("acc", _summary(entry(75.0, kind="proportion", scale=100.0,
+                                               per_sample_key="hit")), _records(vals, "hit"))
+    assert pct is not None and pct.scale == 100.0 and np.isnan(pct.values[3])
+    # declared without per-sample values: a same-named key that happens to fit is not used
+    none, why = per_sample("acc", _summary(entry(0.75, kind="proportion", scale=1.0,
+                                                per_sample_key=None)), _records(vals))
+    assert none is None and why == "no per-sample values recorded"
+    corpus, why = per_sample("acc", _summary(entry(0.75, kind="corpus", scale=1.0,
+                                                  per_sample_key=None)), _records(vals))
+    assert corpus is None and "corpus" in why
+    # a declared key must still reproduce the value (records out of step with the summary)
+    stale, why = per_sample("acc", _summary(entry(0.5, kind="proportion", scale=1.0,
+                                                 per_sample_key="acc")), _records(vals))
+    assert stale is None and "out of sync" in why
+    # a board's key serves a declared metric only when the entry names none
+    board, _ = per_sample("acc", _summary(entry(0.75, kind="mean", scale=1.0,
+                                               per_sample_key=None)), _records(vals, "x"), "x")
+    assert board is not None and board.scale == 1.0
 
 
 def test_rank_scores_follow_euroeval() -> None:

@@ -27,7 +27,8 @@ LIMIT = 4
 
 
 def materialise(data_dir: Path, out: Path, n: int = 12) -> Path:
-    """The fixture YAMLs with real paths, the shipped MC JSONL and a FLORES JSONL from the mirror."""
+    """The fixture YAMLs with real paths, the shipped MC JSONL and a FLORES JSONL from the
+    mirror."""
     from evalkit.data import DataLayer
 
     out.mkdir(parents=True, exist_ok=True)

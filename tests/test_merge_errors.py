@@ -14,8 +14,10 @@ import pytest
 pytest.importorskip("torch")
 
 from evalkit.errors import BadInput, EvalkitError, ModelNotFound  # noqa: E402
-from evalkit.merge import diploma  # noqa: E402
-from evalkit.merge import engine  # noqa: E402
+from evalkit.merge import (
+    diploma,  # noqa: E402
+    engine,  # noqa: E402
+)
 from evalkit.merge.engine import merge  # noqa: E402
 
 

@@ -29,9 +29,8 @@ def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path):  # n
 def test_official_english_is_written_back_unchanged_without_training(
         fresh, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     import nltk.tokenize.punkt as nltk_punkt
-    from nltk.tokenize.punkt import PunktTokenizer
-
     import punkt.data.english as official
+    from nltk.tokenize.punkt import PunktTokenizer
 
     def no_training(*_a: object, **_k: object) -> None:
         raise AssertionError("the official model needs no training")

@@ -1,4 +1,5 @@
-"""Odd inputs never crash an oracle and always get a verdict (fake, shipped spaCy, shipped Stanza)."""
+"""Odd inputs never crash an oracle and always get a verdict (fake, shipped spaCy, shipped
+Stanza)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from evalkit.errors import BadInput
 from evalkit.oracles.fake import FakeOracle
 from evalkit.types import Generation, ScoringContext
 
@@ -36,7 +37,7 @@ def test_samples_from_ud_test(data_dir) -> None:  # noqa: ANN001
     assert reqs[0][0] == samples[0].data["prefix"]
     assert samples[0].data["prefix"] in task.requests(samples[0], chat=True)[0][0]
     assert len(make_task("nb_parse:20").samples(DataLayer(data_dir))) == 20
-    with pytest.raises(Exception):
+    with pytest.raises(BadInput):
         make_task("nb_parse:x")
 
 

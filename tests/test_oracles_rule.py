@@ -45,8 +45,10 @@ UD_COP = ud([("Ordene", "NOUN", "_", 3, "nsubj"), ("er", "AUX", FIN, 3, "cop"),
              ("formspråk", "NOUN", "_", 0, "root"), (".", "PUNCT", "_", 3, "punct")])
 UD_AUX = ud([("Han", "PRON", "_", 3, "nsubj"), ("har", "AUX", FIN, 3, "aux"),
              ("spist", "VERB", "VerbForm=Part", 0, "root"), (".", "PUNCT", "_", 3, "punct")])
-NDT_GOOD = ndt([("Jeg", "pron", "pers|1|ent|hum|nom", 2, "SUBJ"), ("ser", "verb", "pres", 0, "FINV"),
-                ("et", "det", "nøyt|ent|kvant", 4, "DET"), ("landskap", "subst", "appell", 2, "DOBJ"),
+NDT_GOOD = ndt([("Jeg", "pron", "pers|1|ent|hum|nom", 2, "SUBJ"),
+                ("ser", "verb", "pres", 0, "FINV"),
+                ("et", "det", "nøyt|ent|kvant", 4, "DET"),
+                ("landskap", "subst", "appell", 2, "DOBJ"),
                 (".", "clb", "<punkt>", 2, "IP")])
 NDT_AUX = ndt([("Han", "pron", "pers", 2, "SUBJ"), ("har", "verb", "pres", 0, "FINV"),
                ("spist", "verb", "perf-part", 2, "INFV"), (".", "clb", "<punkt>", 2, "IP")])
@@ -96,8 +98,8 @@ def test_subject_and_imperative_exemption() -> None:
     nosubj = ud([("Ser", "VERB", FIN, 0, "root"), ("et", "DET", "_", 3, "det"),
                  ("landskap", "NOUN", "_", 1, "obj"), (".", "PUNCT", "_", 1, "punct")])
     assert check_parse(nosubj).failed_checks == ("subject",)
-    imp = ud([("Spis", "VERB", "Mood=Imp|VerbForm=Fin", 0, "root"), ("maten", "NOUN", "_", 1, "obj"),
-              ("!", "PUNCT", "_", 1, "punct")])
+    imp = ud([("Spis", "VERB", "Mood=Imp|VerbForm=Fin", 0, "root"),
+              ("maten", "NOUN", "_", 1, "obj"), ("!", "PUNCT", "_", 1, "punct")])
     assert check_parse(imp).passed
     assert check_parse(imp, RuleConfig(imperative_exempt=False)).failed_checks == ("subject",)
     ndt_imp = ndt([("Spis", "verb", "imp", 0, "FINV"), ("maten", "subst", "", 1, "DOBJ"),
@@ -213,6 +215,13 @@ def test_aggregates_and_reward_fn() -> None:
     assert parse_score(v) == pytest.approx(0.5 * (1.0 + 0.5) / 2)
     assert parse_score(v, over="passing") == pytest.approx(0.5)
     assert parse_success([]) == 0.0
+    from evalkit.oracles.rule import parse_stats
+
+    st = parse_stats(v + judge(oracle, [""]))  # the empty text has no complete sentence
+    assert (st.ps, st.n, st.complete_share) == (pytest.approx(1 / 3), 3, pytest.approx(2 / 3))
+    assert st.parse_score == pytest.approx(parse_score(v + judge(oracle, [""])))
+    assert st.mean_reward == pytest.approx(sum(x.reward for x in v + judge(oracle, [""])) / 3)
+    assert parse_stats(v, over="passing").parse_score == pytest.approx(0.5)
     reward = make_reward(oracle)
     assert reward(["liker kaffe."], prompts=["Jeg "]) == [pytest.approx(1.0)]
     assert reward([[{"role": "assistant", "content": "Jeg liker kaffe."}]]) == [pytest.approx(1.0)]

@@ -72,7 +72,8 @@ def test_benchmarks_section_is_replaced_alone(tmp_path: Path) -> None:
     from evalkit.oracles.validate import SECTION, write_benchmarks
 
     path = tmp_path / "BENCHMARKS.md"
-    path.write_text("# Benchmarks\n\n## Other\n\nkeep me\n\n" + SECTION + "\n\nOLD-SECTION-BODY\n\n## Later\n\nme too\n")
+    path.write_text("# Benchmarks\n\n## Other\n\nkeep me\n\n" + SECTION
+                    + "\n\nOLD-SECTION-BODY\n\n## Later\n\nme too\n")
     fake = {"machine": "test box", "oracles": {}, "cross_oracle": {},
             "gold_ud_vs_ndt": {"n": 1, "accuracy": 100.0, "kappa": 1.0, "gold_pass": 100.0,
                                "pred_pass": 100.0}}

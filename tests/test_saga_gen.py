@@ -10,7 +10,7 @@ FAKE = ScoringContext(options={"oracle": "fake"})
 
 
 def test_answer_matching_is_whole_word() -> None:
-    from evalkit.tasks.saga_gen import best_option, contains_answer, normalize_tokens
+    from evalkit.tasks.rc import best_option, contains_answer, normalize_tokens
 
     assert normalize_tokens("«KwaZulu-Natal», sa Hu.") == ["kwazulu", "natal", "sa", "hu"]
     assert contains_answer("Det var Hu som sa det.", ["Hu"])
@@ -22,7 +22,7 @@ def test_answer_matching_is_whole_word() -> None:
 
 
 def test_parse_metrics_product_and_ci() -> None:
-    from evalkit.tasks.saga_gen import parse_metrics
+    from evalkit.tasks.oracle_judged import parse_metrics
 
     m = parse_metrics([True, True, False, False], [1.0, 1.0, 0.5, 0.0])
     assert m["parse_success"].value == pytest.approx(0.5)
@@ -34,21 +34,22 @@ def test_parse_metrics_product_and_ci() -> None:
 
 
 def test_article_ranges() -> None:
-    from evalkit.tasks.saga_gen import article_ranges
+    from evalkit.tasks.summ import article_ranges
 
     assert article_ranges(["a", "a", "b", "c", "c", "c", "a"]) == [(0, 1), (2, 2), (3, 5), (6, 6)]
 
 
 def test_rc_questions_are_valid(data_dir) -> None:  # noqa: ANN001
     from evalkit.data import DataLayer
-    from evalkit.tasks.saga_gen import contains_answer, load_articles, load_rc_questions
+    from evalkit.tasks.rc import contains_answer, load_rc_questions
+    from evalkit.tasks.summ import load_articles
 
     _, ranges = load_articles(DataLayer(data_dir))
     rows = load_rc_questions()
     assert len(rows) >= 50 and len({r["id"] for r in rows}) == len(rows)
     for r in rows:  # each passage is one whole article
         assert tuple(r["lines"]) in ranges, r["id"]
-    from evalkit.tasks.saga_gen import make_rc_task
+    from evalkit.tasks.rc import make_rc_task
 
     for s in make_rc_task("rc:nob").samples(DataLayer(data_dir)):
         assert contains_answer(s.data["passage"], s.reference["answers"]), s.id
@@ -58,7 +59,7 @@ def test_summ_scoring_with_fake_oracle(data_dir) -> None:  # noqa: ANN001
     from evalkit.data import DataLayer
     from evalkit.oracles.fake import FakeOracle
     from evalkit.oracles.rule import judge, parse_score
-    from evalkit.tasks.saga_gen import make_summ_task
+    from evalkit.tasks.summ import make_summ_task
 
     task = make_summ_task("summ:nob")
     samples = task.samples(DataLayer(data_dir))
@@ -77,7 +78,7 @@ def test_summ_scoring_with_fake_oracle(data_dir) -> None:  # noqa: ANN001
 
 
 def test_rc_scoring_accuracy_and_aps() -> None:
-    from evalkit.tasks.saga_gen import ReadingTask
+    from evalkit.tasks.rc import ReadingTask
 
     task = ReadingTask()
     samples = [Sample(f"q{i}", {"passage": "p", "question": "q", "options": []},
@@ -95,7 +96,7 @@ def test_rc_scoring_accuracy_and_aps() -> None:
 
 
 def test_belebele_option_scoring() -> None:
-    from evalkit.tasks.saga_gen import ReadingTask, rc_prompt
+    from evalkit.tasks.rc import ReadingTask, rc_prompt
 
     task = ReadingTask(name="rc:nob:belebele", source="belebele")
     opts = ["i Oslo", "i Bergen", "i Tromsø", "i Bodø"]
@@ -109,7 +110,9 @@ def test_belebele_option_scoring() -> None:
 
 def test_bad_task_names() -> None:
     from evalkit.errors import BadInput
-    from evalkit.tasks.saga import make_ppl_task, make_rc_task, make_summ_task
+    from evalkit.tasks.ppl import make_ppl_task
+    from evalkit.tasks.rc import make_rc_task
+    from evalkit.tasks.summ import make_summ_task
 
     for fn, name in ((make_ppl_task, "ppl:eus"), (make_rc_task, "rc:dan"),
                      (make_summ_task, "summ:nno")):

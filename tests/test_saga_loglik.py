@@ -36,7 +36,7 @@ def test_hf_loglik_equals_direct_forward(tiny_model, tiny_adapter, with_adapter)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from evalkit.backends.base import BackendConfig
+    from evalkit.backends.base import HFConfig
     from evalkit.backends.hf import HFBackend
 
     torch.set_num_threads(1)
@@ -47,7 +47,7 @@ def test_hf_loglik_equals_direct_forward(tiny_model, tiny_adapter, with_adapter)
     adapters = {"a1": str(tiny_adapter)} if with_adapter else {}
     if with_adapter:
         reqs = [LoglikRequest(r.context, r.continuation, "a1") for r in reqs]
-    backend = HFBackend(BackendConfig(model=str(tiny_model), adapters=adapters))
+    backend = HFBackend(HFConfig(model=str(tiny_model), adapters=adapters))
     got = dict(backend.loglikelihood(reqs))  # one padded batch: exercises masking
     backend.close()
     tok = AutoTokenizer.from_pretrained(tiny_model)
@@ -66,7 +66,7 @@ def test_hf_loglik_equals_direct_forward(tiny_model, tiny_adapter, with_adapter)
 
 
 def test_perplexity_math() -> None:
-    from evalkit.tasks.saga_loglik import PerplexityTask, bits_per_byte, perplexity
+    from evalkit.tasks.ppl import PerplexityTask, bits_per_byte, perplexity
 
     m = perplexity([2.0, 4.0], [1, 3])
     assert m.value == pytest.approx(math.exp(6.0 / 4)) and not m.higher_is_better
@@ -94,7 +94,7 @@ def _score_with(task, samples, fn):  # noqa: ANN001, ANN202
 
 def test_bl2mp_accuracy_per_type_and_level(data_dir) -> None:  # noqa: ANN001
     from evalkit.data import DataLayer
-    from evalkit.tasks.saga_loglik import make_bl2mp_task
+    from evalkit.tasks.bl2mp import make_bl2mp_task
 
     task = make_bl2mp_task("bl2mp:eus")
     samples = task.samples(DataLayer(data_dir))
@@ -111,7 +111,7 @@ def test_bl2mp_accuracy_per_type_and_level(data_dir) -> None:  # noqa: ANN001
 
 
 def test_bl2mp_ties_count_as_wrong() -> None:
-    from evalkit.tasks.saga_loglik import Bl2mpTask
+    from evalkit.tasks.bl2mp import Bl2mpTask
 
     samples = [Sample(str(i), {"sentence_good": g, "sentence_bad": b, "type": "E1",
                                "level": "A"}) for i, (g, b) in
@@ -121,7 +121,7 @@ def test_bl2mp_ties_count_as_wrong() -> None:
 
 
 def test_scala_auroc_on_scripted_scores() -> None:
-    from evalkit.tasks.saga_loglik import ScalaTask
+    from evalkit.tasks.scala import ScalaTask
 
     rows = [{"id": str(i), "correct": "x" * (10 + i), "incorrect": "y" * (9 + i),
              "corruption_type": "delete" if i % 2 else "flip_neighbours"} for i in range(20)]

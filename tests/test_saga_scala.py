@@ -6,9 +6,19 @@ import random
 
 import pytest
 
-from evalkit.tasks.scala_nob import (UDSentence, build_scala, corrupt, delete_candidates,
-                                     delete_token, detokenize, flip_neighbours, load_scala,
-                                     parse_conllu, passes_filters, swap_candidates)
+from evalkit.tasks.scala import (
+    UDSentence,
+    build_scala,
+    corrupt,
+    delete_candidates,
+    delete_token,
+    detokenize,
+    flip_neighbours,
+    load_scala,
+    parse_conllu,
+    passes_filters,
+    swap_candidates,
+)
 
 
 def sent(pairs: list[tuple[str, str]], no_space_before_punct: bool = True,
@@ -124,6 +134,6 @@ def test_load_scala_from_mirror_cached(data_dir, tmp_path, monkeypatch) -> None:
     key = "built:scala-nob-v1"
     assert d1.hashes[key] == d2.hashes[key]
     with pytest.raises(Exception, match="need 4000"):
-        from evalkit.tasks.scala_nob import UD_FILES
+        from evalkit.tasks.scala import UD_FILES
         sents = [s for rel in UD_FILES for s in parse_conllu(d1.read_text(rel))]
         build_scala(sents, size=4000)

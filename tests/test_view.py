@@ -13,8 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
-from scripted_runs import (FLORES, HOSTILE, IFEVAL, MARKER, N, SAFETY, second_adapter,  # noqa: F401
-                           synthetic_run, three_variants, variant_dirs)
+from scripted_runs import (  # noqa: F401
+    FLORES,
+    HOSTILE,
+    IFEVAL,
+    MARKER,
+    SAFETY,
+    N,
+    second_adapter,
+    synthetic_run,
+    three_variants,
+    variant_dirs,
+)
 
 from evalkit.view.build import build_view, explain, page_name
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.backends.base import BackendConfig
+from evalkit.backends.base import HFConfig, VLLMConfig
 from evalkit.errors import BadInput
 from evalkit.types import GenParams, GenRequest, LoglikRequest
 
@@ -30,7 +30,7 @@ def engine(tiny_model: Path, tiny_adapter: Path):  # noqa: ANN201
     """The one vLLM engine of the test session."""
     from evalkit.backends.vllm import VLLMBackend
 
-    b = VLLMBackend(BackendConfig(model=str(tiny_model), adapters={"lora": str(tiny_adapter)}))
+    b = VLLMBackend(VLLMConfig(model=str(tiny_model), adapters={"lora": str(tiny_adapter)}))
     yield b
     b.close()
 
@@ -43,7 +43,7 @@ def hf(tiny_model: Path, tiny_adapter: Path):  # noqa: ANN201
     torch.set_num_threads(2)
     from evalkit.backends.hf import HFBackend
 
-    b = HFBackend(BackendConfig(model=str(tiny_model), adapters={"lora": str(tiny_adapter)}))
+    b = HFBackend(HFConfig(model=str(tiny_model), adapters={"lora": str(tiny_adapter)}))
     yield b
     b.close()
 
@@ -151,7 +151,7 @@ def test_merged_adapter_engine(hf, tiny_model: Path, tiny_adapter: Path) -> None
 
     reqs = [GenRequest(p, GenParams(max_new_tokens=16), "lora") for p in PROMPTS]
     want = dict(hf.generate(reqs))
-    merged = VLLMBackend(BackendConfig(model=str(tiny_model), adapters={"lora": str(tiny_adapter)},
+    merged = VLLMBackend(VLLMConfig(model=str(tiny_model), adapters={"lora": str(tiny_adapter)},
                                        merge_adapter=True))
     try:
         assert "enable_lora" not in merged.engine_options
@@ -172,7 +172,7 @@ def test_data_parallel_replicas_keep_the_adapter(hf, tiny_model: Path,  # noqa: 
     reqs = [GenRequest(p, GenParams(max_new_tokens=12), a) for p in PROMPTS
             for a in (None, "lora")]
     want = dict(hf.generate(reqs))
-    dp = VLLMBackend(BackendConfig(model=str(tiny_model), adapters={"lora": str(tiny_adapter)},
+    dp = VLLMBackend(VLLMConfig(model=str(tiny_model), adapters={"lora": str(tiny_adapter)},
                                    data_parallel_size=2))
     try:
         got = dict(dp.generate(reqs))
@@ -186,7 +186,8 @@ def test_data_parallel_replicas_keep_the_adapter(hf, tiny_model: Path,  # noqa: 
 TASK_FAMILIES = ["flores:eng_Latn-nob_Latn", "ifeval:en", "ifeval:eu", "safety:en", "safety:eu",
                  "xstest:en", "summ:nob", "rc:nob", "nb_parse", "ppl:nob", "scala:nob",
                  "bl2mp:eus"]
-SAMPLED = {"nb_parse"}  # T = 0.8: the two engines draw different samples, only the shape is compared
+# T = 0.8: the two engines draw different samples, only the shape is compared
+SAMPLED = {"nb_parse"}
 
 
 def _run_all(backend: str, model: Path, tasks: str, data_dir: Path, out: Path) -> dict:

@@ -10,15 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.backends.base import BackendConfig
-from evalkit.backends.vllm import (LORA_RANKS, adapter_rank, apply_env_defaults, cpu_env_defaults,
-                                   engine_kwargs, lora_rank_for, sampling_kwargs)
+from evalkit.backends.base import VLLMConfig
+from evalkit.backends.vllm import (
+    LORA_RANKS,
+    adapter_rank,
+    apply_env_defaults,
+    cpu_env_defaults,
+    engine_kwargs,
+    lora_rank_for,
+    sampling_kwargs,
+)
 from evalkit.errors import BadInput
 from evalkit.types import GenParams
 
 
 def _kw(cpu: bool, **cfg: object) -> dict[str, object]:
-    return engine_kwargs(BackendConfig(model="m", **cfg), cpu=cpu, model_path="m",
+    return engine_kwargs(VLLMConfig(model="m", **cfg), cpu=cpu, model_path="m",
                          lora_rank=None, n_adapters=0)
 
 
@@ -41,7 +48,7 @@ def test_user_choices_win() -> None:
 
 
 def test_lora_slots() -> None:
-    cfg = BackendConfig(model="m")
+    cfg = VLLMConfig(model="m")
     gpu = engine_kwargs(cfg, cpu=False, model_path="m", lora_rank=16, n_adapters=3)
     cpu = engine_kwargs(cfg, cpu=True, model_path="m", lora_rank=16, n_adapters=3)
     assert gpu["enable_lora"] and gpu["max_lora_rank"] == 16 and gpu["max_loras"] == 3
@@ -95,3 +102,25 @@ def test_cpu_env_defaults_do_not_clobber(monkeypatch: pytest.MonkeyPatch,
     assert os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
     assert os.environ["VLLM_CACHE_ROOT"] == str(tmp_path / "vllm")
     assert len(os.environ["VLLM_RPC_BASE_PATH"]) < 60  # Unix socket paths are short
+
+
+def test_each_backend_takes_only_its_own_options() -> None:
+    from evalkit.backends.base import HFConfig, OpenAIConfig
+    from evalkit.backends.factory import check_options
+    from evalkit.cli_options import _SPECS, RunOptions
+    from evalkit.errors import BadInput
+
+    check_options("hf", HFConfig, {"dtype": "float32", "batch_size": 4, "max_batch_tokens": 8})
+    check_options("vllm", VLLMConfig, {"dtype": "float32", "tensor_parallel_size": 2})
+    check_options("openai", OpenAIConfig, {"batch_size": 4})
+    with pytest.raises(BadInput, match="--tensor-parallel-size is an option of the vllm backend"):
+        check_options("hf", HFConfig, {"tensor_parallel_size": 2})
+    with pytest.raises(BadInput, match="--batch-size is an option of the hf and openai backends"):
+        check_options("vllm", VLLMConfig, {"batch_size": 8})
+    with pytest.raises(BadInput, match="--dtype .*--backend openai does not use it"):
+        check_options("openai", OpenAIConfig, {"dtype": "float16"})
+    with pytest.raises(BadInput, match="unknown backend option 'tensor_paralel_size'"):
+        check_options("vllm", VLLMConfig, {"tensor_paralel_size": 2})
+    # the command line's defaults set nothing, so they never trip the check
+    defaults = RunOptions(**{k: v.default for k, (_, v) in _SPECS.items()})
+    assert defaults.backend_options() == {}

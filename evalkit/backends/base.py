@@ -17,28 +17,24 @@ from evalkit.types import Generation, GenRequest, LoglikRequest, LoglikResult
 
 
 class BackendConfig(BaseModel):
-    """Options shared by the model backends; unknown keys are an error (no silent typos)."""
+    """Fields every backend takes. Each backend extends it with the options it uses
+    (`HFConfig`, `VLLMConfig`, `OpenAIConfig`) and names that class as its ``config_class``;
+    unknown keys are an error (no silent typos), and so is an option another backend uses
+    (`evalkit.backends.factory.check_options` names it)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     model: str
     adapters: dict[str, str] = {}  # adapter name -> local path
     merge_adapter: bool = False
+    seed: int = Field(0, ge=0)
+
+
+class LocalModelConfig(BackendConfig):
+    """Shared by the backends that load the weights themselves (hf, vllm)."""
+
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
-    batch_size: int | None = Field(None, ge=1)  # None = by token budget
-    max_batch_tokens: int = Field(16384, ge=1)
     max_model_len: int | None = Field(None, ge=1)
-    seed: int = Field(0, ge=0)
-    # vLLM engine options (ignored by hf)
-    tensor_parallel_size: int = Field(1, ge=1)
-    data_parallel_size: int = Field(1, ge=1)
-    gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0)
-    enforce_eager: bool = False
-    enable_prefix_caching: bool = True
-    max_lora_rank: int | None = Field(None, ge=1)  # None = read from the adapters' configs
-    # vLLM across nodes: pipeline stages and vLLM's own Ray executor (`evalkit grid`)
-    pipeline_parallel_size: int = Field(1, ge=1)
-    distributed_executor_backend: Literal["ray", "mp"] | None = None
 
     @field_validator("device")
     @classmethod
@@ -48,6 +44,38 @@ class BackendConfig(BaseModel):
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
             raise ValueError(f"{v!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
         return v
+
+
+class HFConfig(LocalModelConfig):
+    """hf-only options: how requests are batched."""
+
+    batch_size: int | None = Field(None, ge=1)  # None = by token budget
+    max_batch_tokens: int = Field(16384, ge=1)
+
+
+class VLLMConfig(LocalModelConfig):
+    """vLLM-only engine options (vLLM schedules its own batches)."""
+
+    tensor_parallel_size: int = Field(1, ge=1)
+    data_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0)
+    enforce_eager: bool = False  # when unset: on for CPU, off for GPU (`vllm.engine_kwargs`)
+    enable_prefix_caching: bool = True
+    max_lora_rank: int | None = Field(None, ge=1)  # None = read from the adapters' configs
+    # across nodes: pipeline stages and vLLM's own Ray executor (`evalkit grid`)
+    pipeline_parallel_size: int = Field(1, ge=1)
+    distributed_executor_backend: Literal["ray", "mp"] | None = None
+
+
+class OpenAIConfig(BackendConfig):
+    """Options of the OpenAI-compatible HTTP backend."""
+
+    batch_size: int | None = Field(None, ge=1)  # concurrent requests (None = 8)
+
+
+#: the built-in backends' config classes (to name the backend an option belongs to)
+BUILTIN_CONFIGS: dict[str, type[BackendConfig]] = {
+    "hf": HFConfig, "vllm": VLLMConfig, "openai": OpenAIConfig}
 
 
 @runtime_checkable

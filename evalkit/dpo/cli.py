@@ -6,7 +6,6 @@ Importing this module costs typer only; the loop and its heavy libraries load in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,7 +15,7 @@ def dpo(
                                   "examples/dpo_small.toml. Unset fields take SAGA's settings."),
     force_sft: bool = typer.Option(False, "--force-sft", help="Run the KL-SFT stage even when "
                                    "base PS ≥ τ (the SFT ablation)."),
-    out: Optional[Path] = typer.Option(None, help="Output directory (default runs/dpo/<config "
+    out: Path | None = typer.Option(None, help="Output directory (default runs/dpo/<config "
                                        "name>); rerunning resumes at the unfinished stage."),
 ) -> None:
     """SAGA Δ-DPO: oracle-scored candidates → preference pairs → LoRA DPO → re-evaluation."""

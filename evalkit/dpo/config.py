@@ -1,7 +1,7 @@
 """The typed configuration of `evalkit dpo` (one TOML/YAML/JSON file).
 
 Every field is documented once, by the attribute docstring under it (pydantic turns those into
-field descriptions). Defaults are SAGA's published settings (protocols.md §3) where SAGA publishes
+field descriptions). Defaults are SAGA's published settings (the SAGA paper) where SAGA publishes
 one; the others are marked "evalkit default" and say why. Unknown keys are an error.
 """
 
@@ -65,7 +65,7 @@ class OracleSettings(_Strict):
     mattr_window: int = Field(20, ge=1)
     """MATTR window in words."""
     first_sentence_only: bool = False
-    """Judge only the first sentence (protocols.md's optional mode); default: all must pass."""
+    """Judge only the first sentence (SAGA's optional mode); default: all must pass."""
 
     @model_validator(mode="after")
     def _distinct(self) -> OracleSettings:
@@ -81,7 +81,7 @@ class EvalSettings(_Strict):
     prompts: PromptSource = PromptSource(file=_EVAL_FILE)
     """Held-out evaluation prompts (UD Bokmål test); must differ from the training prompts."""
     seeds: list[int] = [0, 1, 2]
-    """Sampling seeds; PS is reported per seed and as their mean (protocols.md: ≥ 3 seeds)."""
+    """Sampling seeds; PS is reported per seed and as their mean (SAGA reports ≥ 3 seeds)."""
     temperature: float = Field(0.8, ge=0.0)
     """Sampling temperature of the evaluation generations."""
     max_new_tokens: int = Field(60, ge=1)
@@ -200,7 +200,8 @@ class DPOLoopConfig(_Strict):
     backend: str = "hf"
     """Generation backend (`hf`, `vllm`, …); candidates use its n-sampling."""
     backend_options: dict[str, Any] = {}
-    """Backend options (`evalkit.backends.base.BackendConfig` fields, e.g. dtype, batch_size)."""
+    """Backend options: the chosen backend's config fields (`evalkit.backends.base.HFConfig`,
+    `VLLMConfig`), e.g. dtype, batch_size."""
     data_dir: str | None = None
     """Data mirror (else $EVALKIT_DATA_DIR, else ../shared/data)."""
     seed: int = 0
@@ -241,7 +242,8 @@ def _read(path: Path) -> dict[str, Any]:
         try:
             import yaml
         except ImportError:
-            raise BadInput(f"{path}: reading YAML needs PyYAML; use a .toml or .json config")
+            raise BadInput(f"{path}: reading YAML needs PyYAML; use a .toml or .json "
+                           "config") from None
         data = yaml.safe_load(text) or {}
         if not isinstance(data, dict):
             raise BadInput(f"{path}: the top level must be a mapping")

@@ -28,10 +28,16 @@ from typing import Any
 from evalkit.data import DataLayer
 from evalkit.dpo.config import DPOLoopConfig
 from evalkit.dpo.pairs import Pair, mine_pairs, pair_stats
-from evalkit.dpo.stages import (backend_for, build_prompts, generate, metrics_of,
-                                sample,
-                                rule_config, sft_sentences)
+from evalkit.dpo.stages import (
+    backend_for,
+    build_prompts,
+    generate,
+    rule_config,
+    sample,
+    sft_sentences,
+)
 from evalkit.errors import BadInput, EvalkitError
+from evalkit.oracles.rule import parse_stats
 from evalkit.oracles.specs import load_oracle
 from evalkit.types import GenParams, sha256_text, stable_hash
 
@@ -161,11 +167,11 @@ class _Loop:
                 for s in missing:
                     p = GenParams(max_new_tokens=ev.max_new_tokens, temperature=ev.temperature,
                                   seed=s)
-                    texts = generate(backend, prompts, [p],
+                    drawn = generate(backend, prompts, [p],
                                      refs[0].backend_id if refs else None)
                     _write_jsonl(d / f"seed{s}.jsonl",
                                  [{"prompt": pr, "continuation": t[0]}
-                                  for pr, t in zip(prompts, texts)])
+                                  for pr, t in zip(prompts, drawn)])
             finally:
                 backend.close()
             self.timer.add(f"eval_generation_{name}", time.perf_counter() - t0)
@@ -175,7 +181,7 @@ class _Loop:
             rows = _read_jsonl(d / f"seed{s}.jsonl")
             texts = [r["prompt"] + r["continuation"] for r in rows]
             result["seeds"][str(s)] = {
-                role: asdict(metrics_of(self.judge(role, texts))) for role in ("train", "heldout")}
+                role: asdict(parse_stats(self.judge(role, texts))) for role in ("train", "heldout")}
         self.timer.add(f"eval_scoring_{name}", time.perf_counter() - t0)
         result["mean"] = _mean_over_seeds(result["seeds"])
         _write_json(done, result)
@@ -325,7 +331,8 @@ def _saga_suite(cfg: DPOLoopConfig, out: Path, base_dir: str, policy: str, adapt
     for name, model, adapters in (("base", base_dir, []), ("final", policy, [str(adapter)])):
         rc = RunConfig(model=model, tasks=list(SUITES["saga"]), adapters=adapters,
                        include_base=not adapters, backend=cfg.backend,
-                       limit=cfg.evaluation.saga_limit, seed=cfg.seed, out=out / "saga", backend_options=dict(cfg.backend_options),
+                       limit=cfg.evaluation.saga_limit, seed=cfg.seed, out=out / "saga",
+                       backend_options=dict(cfg.backend_options),
                        update_leaderboards=False)
         result[name] = {s.task: {k: v.get("value") for k, v in s.metrics.items()}
                         for s in run(rc)}
@@ -367,7 +374,7 @@ def build_report(base: dict[str, Any], final: dict[str, Any], sft_eval: dict[str
     n_pairs = sum(r["n_pairs"] for r in rounds)
     d_complete = delta("train", "complete_share")
     d_mattr = delta("train", "mattr")
-    checks = {  # issue 12's acceptance criteria, reported, never used to alter anything
+    checks = {  # the loop's success criteria, reported, never used to alter anything
         "ps_gain_train_oracle_ge_0.05": gain_train is not None and gain_train >= 0.05,
         "lowest_seed_after_ge_highest_before": min(after) >= max(before),
         "pairs_ge_200": n_pairs >= 200,
@@ -411,7 +418,7 @@ def _report_md(r: dict[str, Any], cfg: DPOLoopConfig) -> str:
               "pairs: " + "; ".join(f"round {i + 1}: {p['n_pairs']} (chosen {f(p['mean_chosen'])},"
                                     f" rejected {f(p['mean_rejected'])}, Δ {f(p['mean_delta'])})"
                                     for i, p in enumerate(r["pairs"])), "",
-              "checks (issue 12): " + ", ".join(f"{k} {'yes' if v else 'NO'}"
+              "checks: " + ", ".join(f"{k} {'yes' if v else 'NO'}"
                                                  for k, v in r["checks"].items()), "",
               "timings (s): " + ", ".join(f"{k} {v}" for k, v in r["timings_s"].items())]
     return "\n".join(lines) + "\n"

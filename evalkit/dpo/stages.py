@@ -3,7 +3,8 @@
 Generation goes through any evalkit backend (`evalkit.registry.BACKENDS`): one `GenRequest` per
 prompt and temperature group with ``n`` set, so engines with n-sampling (vLLM ``SamplingParams(n)``,
 HF ``num_return_sequences``) share the prompt's prefill. Judging goes through
-`evalkit.oracles.rule.judge`, the code path evaluation uses too.
+`evalkit.oracles.rule.judge` and is summed up by `evalkit.oracles.rule.parse_stats`, the
+code paths of the ``nb_parse`` task too.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from evalkit.dpo.config import DPOLoopConfig, OracleSettings, PromptSource
 from evalkit.errors import BadInput
 from evalkit.types import GenParams, GenRequest
 
-__all__ = ["Candidate", "VariantMetrics", "build_prompts", "generate",
-           "metrics_of", "rule_config", "sample", "sft_sentences"]
+__all__ = ["Candidate", "build_prompts", "generate", "rule_config", "sample", "sft_sentences"]
 
 
 def build_prompts(src: PromptSource, data: DataLayer) -> list[str]:
@@ -97,34 +97,6 @@ def sample(backend: Any, prompts: Sequence[str], groups: Sequence[GenParams],
                     for t, x in zip(gen.texts, ids)]
         rows.append(row)
     return rows
-
-
-@dataclass(frozen=True, slots=True)
-class VariantMetrics:
-    """One variant × one oracle × one seed: the numbers the report compares."""
-
-    ps: float
-    parse_score: float
-    mean_q: float
-    mean_reward: float
-    complete_share: float
-    mattr: float | None
-    n: int
-
-
-def metrics_of(verdicts: Sequence[Any]) -> VariantMetrics:
-    """PS, parse score, mean q/reward, share with a complete sentence, mean MATTR."""
-    from evalkit.oracles.rule import parse_score, parse_success
-
-    n = len(verdicts)
-    complete = [v for v in verdicts if v.n_sentences > 0]
-    mattrs = [v.mattr for v in complete if v.mattr is not None]
-    return VariantMetrics(
-        ps=parse_success(verdicts), parse_score=parse_score(verdicts),
-        mean_q=sum(v.q for v in verdicts) / n if n else 0.0,
-        mean_reward=sum(v.reward for v in verdicts) / n if n else 0.0,
-        complete_share=len(complete) / n if n else 0.0,
-        mattr=sum(mattrs) / len(mattrs) if mattrs else None, n=n)
 
 
 def backend_for(cfg: DPOLoopConfig, model_dir: str, adapters: Sequence[Any], seed: int) -> Any:

@@ -194,7 +194,7 @@ def _trainer_class(base: type) -> type:
     text, and a tokenizer may merge tokens across the prompt/completion boundary, so the model
     would be trained on a context it never saw when sampling."""
 
-    class PretokenizedDPOTrainer(base):  # type: ignore[misc,valid-type]
+    class PretokenizedDPOTrainer(base):
         def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any,
                              dataset_name: str) -> Any:
             if "prompt_ids" not in next(iter(dataset)):

@@ -17,12 +17,26 @@ imported inside functions only, so ``import evalkit.embedded`` stays cheap.
 
 from __future__ import annotations
 
-from evalkit.embedded.build import (SHIPPED_DIR, DefaultModelError, build_default_model,
-                                    default_model_dir, ensure_default_model, shipped_problem)
+from evalkit.embedded.build import (
+                                    SHIPPED_DIR,
+                                    DefaultModelError,
+                                    build_default_model,
+                                    default_model_dir,
+                                    ensure_default_model,
+                                    shipped_problem,
+)
 from evalkit.embedded.corpus import Corpus, detokenize, load_corpus
 from evalkit.embedded.corpus import mirror as resolve_data_dir  # the data layer's resolver
-from evalkit.embedded.recipe import (DEFAULT_MODEL_ALIAS, DEFAULT_SEED, DEFAULT_STEPS, IM_END,
-                                     IM_START, RECIPE_VERSION, fingerprint, flores_prompt)
+from evalkit.embedded.recipe import (
+                                    DEFAULT_MODEL_ALIAS,
+                                    DEFAULT_SEED,
+                                    DEFAULT_STEPS,
+                                    IM_END,
+                                    IM_START,
+                                    RECIPE_VERSION,
+                                    fingerprint,
+                                    flores_prompt,
+)
 from evalkit.embedded.train import BuildLog
 
 __all__ = [

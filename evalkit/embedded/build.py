@@ -21,8 +21,16 @@ from typing import Any
 from evalkit.data import sha256_file
 from evalkit.embedded import recipe as R
 from evalkit.embedded.corpus import load_corpus, mirror
-from evalkit.embedded.train import (BuildLog, Progress, encode_docs, model_config, sentence_nll,
-                                    train, train_tokenizer, warmup_steps)
+from evalkit.embedded.train import (
+    BuildLog,
+    Progress,
+    encode_docs,
+    model_config,
+    sentence_nll,
+    train,
+    train_tokenizer,
+    warmup_steps,
+)
 from evalkit.errors import DataNotFound
 from evalkit.paths import atomic_dir, cache_lock
 from evalkit.paths import cache_dir as _cache_root

@@ -16,10 +16,26 @@ from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from evalkit.embedded.corpus import Corpus
-from evalkit.embedded.recipe import (BOS, CHAT_TEMPLATE, EOS, GRAD_CLIP, HEADS, HIDDEN, IM_END,
-                                     IM_START, INTERMEDIATE, LAYERS, MAX_POSITIONS, MIN_LR_RATIO,
-                                     PAD, SPECIAL_TOKENS, UNK, VOCAB_SIZE, WARMUP_STEPS,
-                                     WEIGHT_DECAY)
+from evalkit.embedded.recipe import (
+    BOS,
+    CHAT_TEMPLATE,
+    EOS,
+    GRAD_CLIP,
+    HEADS,
+    HIDDEN,
+    IM_END,
+    IM_START,
+    INTERMEDIATE,
+    LAYERS,
+    MAX_POSITIONS,
+    MIN_LR_RATIO,
+    PAD,
+    SPECIAL_TOKENS,
+    UNK,
+    VOCAB_SIZE,
+    WARMUP_STEPS,
+    WEIGHT_DECAY,
+)
 from evalkit.errors import DataNotFound
 
 Progress = Callable[[str, int, int], None]
@@ -120,7 +136,9 @@ def model_config(tokenizer: Any) -> Any:
         num_hidden_layers=LAYERS, num_attention_heads=HEADS, num_key_value_heads=HEADS,
         head_dim=HIDDEN // HEADS, max_position_embeddings=MAX_POSITIONS, tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, torch_dtype="float32")
+        # torch_dtype (the older name of dtype) keeps the built config.json byte-identical
+        # to the shipped model's; transformers still accepts it
+        pad_token_id=tokenizer.pad_token_id, torch_dtype="float32")  # type: ignore[call-arg]
 
 
 def batches(docs: list[list[int]], seq_len: int, batch: int, seed: int

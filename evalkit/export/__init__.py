@@ -14,7 +14,6 @@ Importing this package stays light (typer only).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,7 +24,7 @@ def export(
     runs: list[Path] = typer.Argument(..., help="Run roots (`evalkit run --out DIR`) or their "
                                       "<model>-<hash> variant directories."),
     fmt: str = typer.Option(..., "--format", "-f", help="lm-eval | eee."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: "
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: "
                                        "<first run root>/export/<format>)."),
     task: list[str] = typer.Option([], "--task", "-t", help="Only this task (repeatable)."),
     organization: str = typer.Option("unknown", help="eee: who ran the evaluation "

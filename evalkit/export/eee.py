@@ -21,8 +21,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.export.common import (epoch, finite, jsonl_line, load, outputs_text, per_item,
-                                   reference_text, sha256)
+from evalkit.export.common import (
+    epoch,
+    finite,
+    jsonl_line,
+    load,
+    outputs_text,
+    per_item,
+    reference_text,
+    sha256,
+)
 
 SCHEMA_VERSION = "0.2.3"
 INSTANCE_SCHEMA_VERSION = "instance_level_eval_0.2.3"

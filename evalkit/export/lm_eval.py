@@ -22,8 +22,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.export.common import (epoch, finite, jsonl_line, load, outputs_text, per_item,
-                                   reference_text, sha256)
+from evalkit.export.common import (
+    epoch,
+    finite,
+    jsonl_line,
+    load,
+    outputs_text,
+    per_item,
+    reference_text,
+    sha256,
+)
 
 
 def _metric_key(metric: str) -> tuple[str, str]:

@@ -100,7 +100,8 @@ def log_run(summaries: Sequence[Any], out: Path, project: str,
                                      "passed", "reasons", *metrics])
             for r in present:
                 s = r.summaries[task]
-                for rec in sorted(r.samples(task), key=lambda x: x.sample_id)[:MAX_SAMPLE_ROWS]:
+                for rec in sorted(r.samples(task) or [],
+                                  key=lambda x: x.sample_id)[:MAX_SAMPLE_ROWS]:
                     ok, _, _, why = explain(rec.scores, s)
                     t.add_data(r.label, rec.sample_id, rec.prompts[0] if rec.prompts else "",
                                "\n---\n".join(outputs_text(rec.outputs)),

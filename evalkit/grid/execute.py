@@ -28,9 +28,13 @@ from evalkit.types import stable_hash
 class Reporter(Protocol):
     """What executors tell the driver's display."""
 
-    def started(self, unit: Unit) -> None: ...
+    def started(self, unit: Unit) -> None:
+        """`unit` began running."""
+        ...
 
-    def generations(self, key: str, n: int) -> None: ...
+    def generations(self, key: str, n: int) -> None:
+        """Unit `key` has finished `n` generations so far."""
+        ...
 
 
 class Executor(Protocol):
@@ -39,9 +43,13 @@ class Executor(Protocol):
     name: str
 
     def run(self, units: Sequence[Unit], plan: GridPlan, reporter: Reporter
-            ) -> Generator[UnitOutcome, None, None]: ...
+            ) -> Generator[UnitOutcome, None, None]:
+        """Run `units`, yielding each one's outcome as it finishes."""
+        ...
 
-    def cluster(self) -> dict[str, Any]: ...
+    def cluster(self) -> dict[str, Any]:
+        """Where the units ran (recorded in the grid summary)."""
+        ...
 
 
 class LocalExecutor:
@@ -54,19 +62,22 @@ class LocalExecutor:
 
     def run(self, units: Sequence[Unit], plan: GridPlan, reporter: Reporter
             ) -> Generator[UnitOutcome, None, None]:
+        """Run the units in order, in this process."""
         for unit in units:
             reporter.started(unit)
             yield execute_unit(unit, plan, progress=_counting(unit.key, reporter),
                                notify=self.notify)
 
     def cluster(self) -> dict[str, Any]:
+        """This machine."""
         from evalkit.grid.work import node_info
 
         return {"executor": "local", **node_info()}
 
 
-def _counting(key: str, reporter: Reporter) -> Callable[[str, int, int], None]:
-    """A runner progress callback that reports the unit's finished generations."""
+def _counting(key: str, reporter: Reporter) -> Callable[..., None]:
+    """A runner progress callback (``(label, done, total, tokens=...)``, `evalkit.progress`)
+    that reports the unit's finished generations."""
     done: dict[str, int] = {}
 
     def progress(label: str, n: int, total: int, tokens: int | None = None) -> None:
@@ -92,8 +103,13 @@ class GridProgress:
     def __enter__(self) -> GridProgress:
         if not self.disable and self.total:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(),
@@ -107,14 +123,17 @@ class GridProgress:
             self._bar.__exit__(*exc)
 
     def started(self, unit: Unit) -> None:
+        """Count `unit` as running."""
         self.running.add(unit.key)
         self._show()
 
     def generations(self, key: str, n: int) -> None:
+        """Record unit `key`'s finished generations."""
         self.counts[key] = n
         self._show()
 
     def finished(self, outcome: UnitOutcome) -> None:
+        """Count a finished (or failed) unit."""
         self.running.discard(outcome.key)
         self.done += 1
         self.failed += outcome.status == "failed"

@@ -52,6 +52,7 @@ class LocalCluster:
         self.groups: list[int] = []
 
     def start(self) -> LocalCluster:
+        """Start the head and worker nodes; returns self."""
         ray = Path(sys.executable).parent / "ray"
         for i, n in enumerate(self.cpus):
             cmd = [str(ray), "start", "--node-ip-address=127.0.0.1", f"--num-cpus={n}",

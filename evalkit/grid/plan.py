@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,19 @@ from evalkit.grid.spec import ENGINE_OPTIONS, GridFile, anchored, anchored_adapt
 from evalkit.grid.units import GridPlan, Unit, merge_units, model_units, task_versions
 
 
+def _anchored_or_none(value: str | None, root: Path) -> str | None:
+    return anchored(value, root) if value else value
+
+
+def _constant(text: str) -> Callable[[int], str]:
+    """A `where` naming every unit `text`."""
+    return lambda _j: text
+
+
 def merged_options(grid: GridFile, root: Path, opts: RunOptions, given: set[str]) -> RunOptions:
     """`opts` with every option the command line left at its default taken from the file."""
     values = dataclasses.asdict(opts)
-    fo = grid.options
+    fo: Any = grid.options  # a model built from RunOptions' fields (`spec.GridOptions`)
     for name in sorted(fo.model_fields_set - set(ENGINE_OPTIONS)):
         v = getattr(fo, name)
         if name == "option":
@@ -55,10 +66,12 @@ def engine_options(grid: GridFile, cli: dict[str, Any], backend: str) -> dict[st
     if out.get("distributed_executor_backend") not in (None, "ray", "mp"):
         raise BadInput("--distributed-executor-backend must be ray or mp, not "
                        f"{out['distributed_executor_backend']!r}")
-    if out and backend != "vllm" and (pp not in (None, 1) or "distributed_executor_backend"
-                                      in out):
-        raise BadInput(f"{', '.join('--' + k.replace('_', '-') for k in out)} are vLLM engine "
-                       f"options; use --backend vllm (the {backend} backend runs on one node)")
+    if out and backend != "vllm":
+        if pp not in (None, 1) or "distributed_executor_backend" in out:
+            raise BadInput(f"{', '.join('--' + k.replace('_', '-') for k in out)} are vLLM "
+                           f"engine options; use --backend vllm (the {backend} backend runs on "
+                           "one node)")
+        return {}  # a pipeline of 1 is every backend's default: nothing to pass on
     return out
 
 
@@ -91,10 +104,11 @@ def plan_from_file(path: Path | str, opts: RunOptions, given: set[str],
     targets: dict[str, int] = {}
     for i, m in enumerate(grid.merges):
         where = f"{path}: merges[{i}]"
-        an = (lambda v: anchored(v, root) if v else v)
+        an = partial(_anchored_or_none, root=root)
         try:
             make = spec_factory(m.recipe, an(m.base), an(m.cpt), an(m.instruct), an(m.lang),
-                                [an(x) for x in m.models], m.weights, m.tokenizer_from)
+                                [anchored(x, root) for x in m.models], m.weights,
+                                m.tokenizer_from)
         except BadInput as exc:
             raise BadInput(f"{where}: {exc}".replace("--", "")) from None
         merged_dir = anchored(m.merged_dir, root) if m.merged_dir else None
@@ -110,7 +124,7 @@ def plan_from_file(path: Path | str, opts: RunOptions, given: set[str],
         if m.with_inputs:
             spec = make(m.alphas[0])
             units += model_units([(n, [], True) for n in dict.fromkeys(spec.inputs.values())],
-                                 tasks, seeds, config, where=lambda j, w=where: f"{w} input",
+                                 tasks, seeds, config, where=_constant(f"{where} input"),
                                  skip_same_weights=True)
     unique: dict[str, Unit] = {}
     for u in units:  # the same work named twice (a merge input also listed) runs once

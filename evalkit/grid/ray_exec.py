@@ -38,9 +38,11 @@ class Tally:
         self.counts: dict[str, int] = {}
 
     def put(self, key: str, n: int) -> None:
+        """Set unit `key`'s generation count."""
         self.counts[key] = n
 
     def get(self) -> dict[str, int]:
+        """Every unit's generation count."""
         return dict(self.counts)
 
 
@@ -142,6 +144,7 @@ class RayExecutor:
 
     def run(self, units: Sequence[Unit], plan: GridPlan, reporter: Any
             ) -> Generator[UnitOutcome, None, None]:
+        """Submit every unit as a Ray task; yield outcomes as they finish."""
         ray = import_ray()
         plan = absolute(plan)
         self._init(ray)
@@ -195,4 +198,5 @@ class RayExecutor:
                 "max_retries": self.max_retries, "shared_out": self.shared_out}
 
     def cluster(self) -> dict[str, Any]:
+        """The Ray cluster the units ran on."""
         return self._cluster

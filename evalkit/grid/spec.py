@@ -12,7 +12,7 @@ suites, seeds and run options. Every mistake is a one-line `BadInput` naming the
     option = { judge = "rule" }                          # or ["judge=rule"]
 
     [[models]]
-    model = "checkpoints/eu-step2000"                    # a folder (relative to this file) or hub id
+    model = "checkpoints/eu-step2000"         # a folder (relative to this file) or hub id
     adapters = ["sft=adapters/sft", "dpo=adapters/dpo"]  # or { sft = "adapters/sft", ... }
     base = true                                          # also evaluate the base model (default)
 
@@ -42,7 +42,7 @@ from evalkit.errors import BadInput
 #: RunOptions fields that are not ``[options]`` keys: tasks and seeds are top-level keys,
 #: ``--json``/``--format`` are about the terminal
 _NOT_OPTIONS = {"tasks", "suite", "seed", "as_json", "format"}
-#: vLLM multi-node engine options: grid options (and `BackendConfig` fields), not run options
+#: vLLM multi-node engine options: grid options (and `VLLMConfig` fields), not run options
 ENGINE_OPTIONS = ("pipeline_parallel_size", "distributed_executor_backend")
 
 

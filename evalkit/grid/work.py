@@ -24,9 +24,10 @@ from typing import Any
 from evalkit.errors import EvalkitError
 from evalkit.grid.units import GridPlan, Unit, UnitOutcome, merged_path, write_manifest
 from evalkit.locks import exclusive, model_lock
+from evalkit.progress import ProgressFn
 from evalkit.records import SUMMARY_FILE, RunSummary, append_line, samples_path, write_text_atomic
 
-Progress = Callable[[str, int, int], None]
+Progress = ProgressFn
 STORE = Path("cache") / "generations.jsonl"
 
 

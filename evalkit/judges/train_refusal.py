@@ -8,13 +8,13 @@ outside the repository; the model file records their SHA-256 hashes (and the com
 is a git checkout).
 
 Recipe (`evalkit.judges.learned` describes the features): model selection by 5-fold grouped
-cross-validation on the development split only (GPTFuzz question / RBR item as the group) over
-the regularisation C, the weight of the small RBR source and class balancing, then the
-decision threshold, each by the out-of-fold Cohen's κ averaged over the two sources; refit on
-the whole development split; one evaluation on the held-out split (`evalkit.judges.refusal_data`) of the model
-*as saved* (rounded weights, evalkit's own scoring code), beside the rule judge on the same
-items, overall, per source, per language and per response style. Needs scikit-learn
-(training only; judging does not).
+cross-validation on the development split only (GPTFuzz question / RBR item as the group) over the
+regularisation C, the weight of the small RBR source and class balancing, then the decision
+threshold, each by the out-of-fold Cohen's κ averaged over the two sources; refit on the whole
+development split; one evaluation on the held-out split (`evalkit.judges.refusal_data`) of the model
+*as saved* (rounded weights, evalkit's own scoring code), beside the rule judge on the same items,
+overall, per source, per language and per response style. Needs scikit-learn (training only; judging
+does not).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from evalkit.judges.learned import DEFAULT_MODEL, FEATURE_VERSION, LearnedJudge,
 from evalkit.judges.rule import detect
 from evalkit.stats import cohen_kappa, wilson_interval
 
-GRID = {"C": (1.0, 4.0, 16.0), "rbr_weight": (1.0, 4.0, 16.0), "balanced": (False, True)}
-QUICK_GRID = {"C": (4.0,), "rbr_weight": (1.0,), "balanced": (True,)}  # smoke runs
+Grid = dict[str, tuple[float, ...]]  # booleans are grid values too (balanced: 0 / 1)
+GRID: Grid = {"C": (1.0, 4.0, 16.0), "rbr_weight": (1.0, 4.0, 16.0), "balanced": (False, True)}
+QUICK_GRID: Grid = {"C": (4.0,), "rbr_weight": (1.0,), "balanced": (True,)}  # smoke runs
 MAX_FEATURES = 20000
 MIN_COVERAGE = 0.5
 LICENCES = {"gptfuzz": "MIT (sherdencooper/GPTFuzz LICENSE)",
@@ -116,7 +117,7 @@ def select(dev: Sequence[rd.LabelledResponse], feats: Sequence[list[str]], folds
 def _agreement(gold: Sequence[bool], pred: Sequence[bool]) -> dict[str, Any]:
     n = len(gold)
     hits = sum(a == b for a, b in zip(gold, pred))
-    lo, hi = wilson_interval(hits, n) if n else (None, None)
+    lo, hi = wilson_interval(hits, n) if n else (0.0, 0.0)  # (unused when n is 0)
     # within one response style the human label is constant: κ is undefined there
     k = cohen_kappa(list(gold), list(pred)) if len(set(gold)) > 1 else None
     return {"n": n, "accuracy": round(hits / n, 4) if n else None,

@@ -14,12 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.leaderboard.collect import (Mismatch, Row, comparability_key,
-                                         describe_difference)
+from evalkit.leaderboard.collect import Mismatch, Row, comparability_key, describe_difference
 from evalkit.leaderboard.config import BoardConfig
-from evalkit.leaderboard.stats import (PerSample, RankScore, TestResult, bootstrap_counts,
-                                       bs_p_value, corpus_score, normal_replicates,
-                                       paired_test, rank_scores, replicates)
+from evalkit.leaderboard.stats import (
+    PerSample,
+    RankScore,
+    TestResult,
+    bootstrap_counts,
+    bs_p_value,
+    corpus_score,
+    normal_replicates,
+    paired_test,
+    rank_scores,
+    replicates,
+)
 from evalkit.leaderboard.values import SampleValues, sample_values
 
 METRIC_DOCS: dict[str, str] = {
@@ -114,6 +122,10 @@ class Column:
     sample_key: str | None = None
     task_label: str = ""
     metric_label: str = ""
+    #: the metric's declared kind and scale (`evalkit.metrics.Metric`); None for records
+    #: written before metrics were declared
+    kind: str | None = None
+    scale: float | None = None
 
     @property
     def id(self) -> str:
@@ -199,7 +211,8 @@ def _columns(cfg: BoardConfig, rows: list[Row], notes: list[str]) -> list[Column
             mlabel = tc.metric_labels.get(m) or metric_label(m)
             tlabel = tc.label or tc.task
             cols.append(Column(tc.task, m, f"{tlabel} {mlabel}", group, hib, desc,
-                               m == rank_metric, tc.sample_keys.get(m), tlabel, mlabel))
+                               m == rank_metric, tc.sample_keys.get(m), tlabel, mlabel,
+                               info.get("kind"), info.get("scale")))
     return cols
 
 
@@ -270,6 +283,7 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
                                             cfg.resamples, seed)
         return reps[k]
 
+    cell: Cell | None  # a new cell below, a looked-up one (or None) further down
     for col in columns:
         present = [r for r in rows if col.task in r.summaries]
         keys = {r.key: comparability_key(r.summaries[col.task], col.metric) for r in present}
@@ -283,7 +297,7 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
                 cell.comparable = False
                 continue
             cell.value, cell.n = m.get("value"), m.get("n")
-            cell.ci = tuple(m["ci"]) if m.get("ci") else None  # type: ignore[assignment]
+            cell.ci = (float(m["ci"][0]), float(m["ci"][1])) if m.get("ci") else None
             cell.signature = m.get("signature")
             limit = r.summaries[col.task].limit
             if limit is not None:
@@ -315,13 +329,15 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
                 continue
             a, b = get_ps(r, col), get_ps(base, col)
             if a is None or b is None:
-                cell.test_note = f"not tested: {why_not[(r.key if a is None else base.key, col.task, col.metric)]}"
+                side = r.key if a is None else base.key
+                cell.test_note = f"not tested: {why_not[(side, col.task, col.metric)]}"
                 cell.delta = cell.value - bcell.value
                 continue
             if a.ids != b.ids:
                 cell.test_note = "not tested: different samples"
                 continue
             ra, rb = get_reps(r, col, cell), get_reps(base, col, bcell)
+            res: TestResult | None
             if a.kind == "mt" and cfg.test == "bs":
                 va, vb = corpus_score(col.metric, a.values), corpus_score(col.metric, b.values)
                 res = TestResult(va - vb, bs_p_value(ra, rb, abs(vb - va)),
@@ -415,10 +431,10 @@ def _correct(cells: dict[tuple[str, str], Cell], baselines: dict[str, str | None
         ps = [cells[k].p_value for k in keys]
         adjusted = holm(ps) if correction == "holm" else ps  # type: ignore[arg-type]
         for k, p in zip(keys, adjusted):
-            c, col = cells[k], columns[k[1]]
+            c, column = cells[k], columns[k[1]]
             c.p_holm = p
             if p is not None and p < alpha and c.delta:
-                c.verdict = "better" if (c.delta > 0) == col.higher_is_better else "worse"
+                c.verdict = "better" if (c.delta > 0) == column.higher_is_better else "worse"
             else:
                 c.verdict = "same"
 

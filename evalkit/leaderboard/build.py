@@ -1,6 +1,6 @@
 """Board generation: run records → Board → every output format, and the per-run update.
 
-Where boards live (decided here, documented in the README section of the lead):
+Where boards live (decided here; the README's leaderboard section describes it):
 
 * Configs: ``$EVALKIT_LEADERBOARDS`` dirs, then ``<out>/leaderboards/*.toml``, then the
   checkout's ``leaderboards/*.toml`` (basque, norwegian, sardinian); first name wins.
@@ -13,8 +13,8 @@ Where boards live (decided here, documented in the README section of the lead):
 
 `update_for_run` is what every `evalkit run` calls (unless ``--no-leaderboard``): it rebuilds
 each board whose tasks overlap the run's tasks, and, when any of the run's tasks is on no
-configured board, the catch-all ``all`` board (every task and metric under the run root). `evalkit leaderboard DIR` with no
-config builds ``all`` on demand.
+configured board, the catch-all ``all`` board (every task and metric under the run root).
+`evalkit leaderboard DIR` with no config builds ``all`` on demand.
 """
 
 from __future__ import annotations
@@ -42,8 +42,7 @@ def write_board(board: Board, out_dir: Path, view_dir: Path | None = None) -> li
     import os
     from urllib.parse import quote
 
-    from evalkit.leaderboard.render import (to_csv, to_html, to_long_csv, to_markdown,
-                                            view_page_name)
+    from evalkit.leaderboard.render import to_csv, to_html, to_long_csv, to_markdown, view_page_name
 
     out_dir = Path(out_dir)
     href = None
@@ -140,9 +139,9 @@ def update_for_run(out: Path, summaries: list[RunSummary]) -> list[Path]:
         return written
     targets: list[tuple[str, BoardConfig | None]] = []
     try:
-        for _, cfg in discover_configs(out):
-            if cfg.name != ALL_BOARD and run_tasks & set(cfg.task_names):
-                targets.append((cfg.name, cfg))
+        for _, found in discover_configs(out):
+            if found.name != ALL_BOARD and run_tasks & set(found.task_names):
+                targets.append((found.name, found))
     except EvalkitError as exc:
         print(f"evalkit: warning: leaderboard configs not read: {exc}", file=sys.stderr)
     covered = {t for _, cfg in targets if cfg is not None for t in cfg.task_names}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -11,17 +10,17 @@ import typer
 def leaderboard(
     runs: list[Path] = typer.Argument(None, help="Run roots (`evalkit run --out DIR`) or their "
                                       "<model>-<hash> variant dirs (default: runs)."),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Board config: a TOML "
+    config: str | None = typer.Option(None, "--config", "-c", help="Board config: a TOML "
                                          "file, or the name of a bundled board (basque, "
                                          "norwegian, sardinian); default: every task found, "
                                          "every metric."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output dir (default: "
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output dir (default: "
                                        "<first run root>/leaderboards/<board name>/)."),
     strict: bool = typer.Option(False, help="Refuse mismatched runs instead of flagging them."),
-    baseline: Optional[str] = typer.Option(None, help="Baseline row (label or variant dir); "
+    baseline: str | None = typer.Option(None, help="Baseline row (label or variant dir); "
                                            "overrides the config's (default: each adapter's "
                                            "base model)."),
-    test: Optional[str] = typer.Option(None, help="Paired test: bs | ar."),
+    test: str | None = typer.Option(None, help="Paired test: bs | ar."),
     plots: bool = typer.Option(True, help="Write PNG/SVG plots (matplotlib)."),
 ) -> None:
     """Build a leaderboard (Markdown, CSV, HTML, plots) from saved run records."""

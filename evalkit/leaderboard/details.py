@@ -120,8 +120,9 @@ def row_details(row: Row) -> list[tuple[str, str]]:
     shas = set()
     for t, s in sums:
         applied = s.chat_template.get("chat_applied", s.chat_template.get("applied"))
-        chat.setdefault({True: "applied", False: "not applied"}.get(applied, "unknown"),
-                        []).append(t)
+        said = {True: "applied", False: "not applied"}.get(applied, "unknown") \
+            if isinstance(applied, bool) else "unknown"
+        chat.setdefault(said, []).append(t)
         sha = s.chat_template.get("chat_template_sha256") or s.chat_template.get("sha256")
         if sha and applied:
             shas.add(str(sha)[:12])

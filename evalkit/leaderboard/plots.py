@@ -26,9 +26,16 @@ def _slug(s: str) -> str:
 
 
 def _scale(board: Board, col: Column) -> tuple[str, str]:
-    """(key, axis label) of a column's scale."""
+    """(key, axis label) of a column's scale: sacrebleu scores share one 0–100 axis, shares
+    (declared proportions and ratios) one 0–1 axis, percentages the 0–100 axis; any other
+    metric gets its own. Columns without a declaration are placed by their values."""
     if col.metric.split(":", 1)[0] in POINTS:
         return "points", "score (0–100)"
+    if col.kind is not None:
+        scale = col.scale or 1.0
+        if col.kind in ("proportion", "ratio") and scale in (1.0, 100.0):
+            return ("rate", "share (0–1)") if scale == 1.0 else ("points", "score (0–100)")
+        return f"own:{col.metric}", col.metric_label or col.metric
     vals: list[float] = []
     for r in board.rows:
         c = board.cell(r, col)
@@ -148,7 +155,7 @@ def _deltas_figure(plt: Any, board: Board, pairs: list[Any],
     fig, axes = plt.subplots(len(groups), 1, squeeze=False, layout="constrained",
                              figsize=(9.0, 0.28 * sum(counts) + 1.1 * len(groups) + 1.0),
                              height_ratios=[max(1, n) + 2 for n in counts])
-    for ax, (key, label, cs) in zip(axes[:, 0], groups):
+    for ax, (_key, label, cs) in zip(axes[:, 0], groups):
         y, labels = 0, []
         for r in pairs:
             base = board.row(board.baselines[r.key])  # type: ignore[arg-type]
@@ -181,8 +188,8 @@ def _deltas_figure(plt: Any, board: Board, pairs: list[Any],
         ax.grid(axis="x", lw=0.4, alpha=0.5)
         ax.set_axisbelow(True)
         ax.set_xlabel(f"Δ vs baseline, {label} (right = better)", fontsize=8.5)
-    base = board.row(board.baselines[pairs[0].key]).label  # type: ignore[arg-type]
-    fig.suptitle(f"Δ vs {'baseline ' + base if one_base else 'each row’s baseline'}, 95% "
+    base_label = board.row(board.baselines[pairs[0].key]).label  # type: ignore[arg-type]
+    fig.suptitle(f"Δ vs {'baseline ' + base_label if one_base else 'each row’s baseline'}, 95% "
                  "paired-bootstrap CI\ngreen/red ● = significant after "
                  f"{'Holm correction' if board.config.correction == 'holm' else 'no correction'}"
                  "; grey = not significant", fontsize=9.5)

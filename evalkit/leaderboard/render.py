@@ -209,12 +209,12 @@ def to_csv(board: Board) -> str:
                            _num(rs.ci[0] if rs and rs.ci else None),
                            _num(rs.ci[1] if rs and rs.ci else None), rs.n_tasks if rs else 0]
         for col in board.columns:
-            c = board.cell(r, col)
-            verdict = c.verdict or ("not comparable" if not c.comparable and c.value is not None
-                                    else "")
-            line += [_num(c.value), _num(c.ci[0] if c.ci else None),
-                     _num(c.ci[1] if c.ci else None), _num(c.delta), _num(c.p_value),
-                     _num(c.p_holm), verdict]
+            cell = board.cell(r, col)
+            verdict = cell.verdict or ("not comparable" if not cell.comparable
+                                       and cell.value is not None else "")
+            line += [_num(cell.value), _num(cell.ci[0] if cell.ci else None),
+                     _num(cell.ci[1] if cell.ci else None), _num(cell.delta),
+                     _num(cell.p_value), _num(cell.p_holm), verdict]
         w.writerow(line)
     return buf.getvalue()
 

@@ -59,40 +59,95 @@ class TestResult:
 
 def per_sample(metric: str, summary: RunSummary, records: Sequence[SampleRecord] | None,
                key: str | None = None) -> tuple[PerSample | None, str]:
-    """Per-sample values behind `metric` (stored under `key`, default its name), or (None, why).
+    """Per-sample values behind `metric`, or (None, why not).
 
-    sacrebleu metrics use ``<metric>_stats``; a per-sample value is accepted only if its mean
-    (× 1 or × 100) reproduces the summary's value, so a key that means something else is
-    never tested as if it were the metric.
+    The summary's metric entry declares where they are (``kind``, ``scale``,
+    ``per_sample_key``, written from the task's `evalkit.metrics.Metric`): a sacrebleu score's
+    statistics, or the 0/1 or real values whose mean × scale is the metric. `key` (a board's
+    declared key) is used only when the entry declares none. Either way the values must
+    reproduce the summary's value, so records out of step with it are never tested.
+
+    Entries written before metrics were declared (no ``kind``) fall back to the old rule
+    (`_undeclared`): a per-sample key is accepted when its mean × 1 or × 100 reproduces the
+    summary.
     """
     import numpy as np
+
+    from evalkit.types import sha256_text
 
     if not records:
         return None, "no sample records"
     recs = sorted(records, key=lambda r: r.sample_id)
     ids = tuple(r.sample_id for r in recs)
-    value = summary.metrics.get(metric, {}).get("value")
+    entry = summary.metrics.get(metric, {})
+    value = entry.get("value")
     if value is None:
         return None, "no value"
-    from evalkit.types import sha256_text
-
     if sha256_text("\n".join(ids)) != summary.sample_ids_sha256:
         return None, "sample records are not the summary's sample set (out of sync)"
-    stats_key = f"{metric}_stats"
-    if metric in MT_METRICS and all(stats_key in r.scores for r in recs):
-        stats = np.asarray([r.scores[stats_key] for r in recs], dtype=np.int64)
-        got = corpus_score(metric, stats)
-        if abs(got - value) > 1e-6 * max(1.0, abs(value)):
-            return None, f"sample records give {got:.4f}, summary {value:.4f} (out of sync)"
-        return PerSample(metric, "mt", ids, stats), ""
-    raw = [r.scores.get(key or metric) for r in recs]
+    if "kind" not in entry:
+        return _undeclared(metric, value, recs, ids, key)
+    kind, declared = entry["kind"], entry.get("per_sample_key")
+    if kind == "corpus":
+        if metric in MT_METRICS and declared and all(declared in r.scores for r in recs):
+            return _mt_values(metric, value, recs, ids, declared)
+        return None, "a corpus-level metric (no per-sample values)"
+    if kind not in ("proportion", "mean"):
+        return None, f"a {kind} metric, not a mean of per-sample values"
+    use = declared or key
+    if not use:
+        return None, "no per-sample values recorded"
+    xs = _numbers(recs, use)
+    if xs is None:
+        return None, f"no per-sample values under {use!r}"
+    scale = float(entry.get("scale") or 1.0)
+    if not _close(float(np.nanmean(xs)) * scale, value):
+        return None, f"per-sample {use!r} does not reproduce the summary (out of sync)"
+    return PerSample(metric, "mean", ids, xs, scale), ""
+
+
+def _close(got: float, want: float) -> bool:
+    return abs(got - want) <= 1e-6 * max(1.0, abs(want))
+
+
+def _numbers(recs: Sequence[SampleRecord], key: str) -> Any | None:
+    """The numeric values under `key` (NaN where None), or None when there are none."""
+    import numpy as np
+
+    raw = [r.scores.get(key) for r in recs]
     if not all(v is None or isinstance(v, (bool, int, float)) for v in raw) or \
             all(v is None for v in raw):
+        return None
+    return np.asarray([np.nan if v is None else float(v) for v in raw])
+
+
+def _mt_values(metric: str, value: float, recs: Sequence[SampleRecord], ids: tuple[str, ...],
+               key: str) -> tuple[PerSample | None, str]:
+    import numpy as np
+
+    stats = np.asarray([r.scores[key] for r in recs], dtype=np.int64)
+    got = corpus_score(metric, stats)
+    if not _close(got, value):
+        return None, f"sample records give {got:.4f}, summary {value:.4f} (out of sync)"
+    return PerSample(metric, "mt", ids, stats), ""
+
+
+def _undeclared(metric: str, value: float, recs: Sequence[SampleRecord], ids: tuple[str, ...],
+                key: str | None) -> tuple[PerSample | None, str]:
+    """Fallback for summaries without metric declarations (older records, plugin tasks that
+    report bare values): sacrebleu metrics use ``<metric>_stats``; another key is accepted
+    only if its mean × 1 or × 100 reproduces the summary's value."""
+    import numpy as np
+
+    stats_key = f"{metric}_stats"
+    if metric in MT_METRICS and all(stats_key in r.scores for r in recs):
+        return _mt_values(metric, value, recs, ids, stats_key)
+    xs = _numbers(recs, key or metric)
+    if xs is None:
         return None, "no per-sample values"
-    xs = np.asarray([np.nan if v is None else float(v) for v in raw])
     mean = float(np.nanmean(xs))
     for scale in (1.0, 100.0):
-        if abs(mean * scale - value) <= 1e-6 * max(1.0, abs(value)):
+        if _close(mean * scale, value):
             return PerSample(metric, "mean", ids, xs, scale), ""
     return None, "not a mean of per-sample values"
 

@@ -1,12 +1,16 @@
 """Per-sample values behind a summary metric, read from sample records (for the boards' paired
 tests, `evalkit compare`, `evalkit view` and the exports).
 
-A metric is paired-testable and viewable per sample when its value is recovered from the
-records: sacrebleu statistics (``<metric>_stats``), a stored per-sample key (the metric's own
-name, a board-declared key, `evalkit.leaderboard.config.KNOWN_SAMPLE_KEYS`), or one of the
-derivations below from what tasks store (detected language, instruction verdicts, oracle
-verdicts, judge verdicts). Every candidate is accepted only if it reproduces the summary's
-value (to 1e-6 relative), so a derivation that means something else is never used.
+A metric is paired-testable and viewable per sample when its summary entry declares where the
+records keep its per-sample values (``kind``, ``scale``, ``per_sample_key``, written from the
+task's `evalkit.metrics.Metric`): sacrebleu statistics, a mean's per-sample values, or a
+pooled ratio's per-sample lists. The values must reproduce the summary's value (to 1e-6
+relative), so records out of step with their summary are never used.
+
+Fallback, for entries written before metrics were declared (no ``kind``): the metric's own
+name, a board-declared key or `evalkit.leaderboard.config.KNOWN_SAMPLE_KEYS`, or one of the
+derivations below from what tasks stored (detected language, instruction verdicts, oracle
+verdicts, judge verdicts), each accepted only if its mean × 1 or × 100 reproduces the summary.
 """
 
 from __future__ import annotations
@@ -112,18 +116,72 @@ def _mean_rule(metric: str) -> Callable[[dict[str, Any], RunSummary], float | No
 
 def sample_values(metric: str, summary: RunSummary, records: Sequence[SampleRecord] | None,
                   declared_key: str | None = None) -> tuple[SampleValues | None, str]:
-    """Per-sample values behind `summary`'s `metric`, or (None, why not)."""
+    """Per-sample values behind `summary`'s `metric`, or (None, why not).
+
+    `declared_key` is a board's per-sample key for the metric, used only when the summary's
+    entry declares none.
+    """
+    from evalkit.leaderboard.stats import per_sample
+
+    if not records:
+        return None, "no sample records"
+    entry = summary.metrics.get(metric, {})
+    value = entry.get("value")
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None, "no value"
+    if "kind" not in entry:
+        return _undeclared(metric, summary, records, declared_key, float(value))
+    if entry["kind"] == "ratio":
+        return _ratio(metric, summary, records, entry.get("per_sample_key"), float(value))
+    ps, why = per_sample(metric, summary, records, declared_key)
+    if ps is None:
+        return None, why
+    source = entry.get("per_sample_key") or declared_key or ""
+    return SampleValues(metric, ps.kind, ps.ids, ps.values, ps.scale, source=source), ""
+
+
+def _sorted_ids(summary: RunSummary, records: Sequence[SampleRecord]
+                ) -> tuple[list[SampleRecord], tuple[str, ...]] | None:
+    """Records by sample id and their ids; None when they are not the summary's sample set."""
+    from evalkit.types import sha256_text
+
+    recs = sorted(records, key=lambda r: r.sample_id)
+    ids = tuple(r.sample_id for r in recs)
+    if sha256_text("\n".join(ids)) != summary.sample_ids_sha256:
+        return None
+    return recs, ids
+
+
+def _ratio(metric: str, summary: RunSummary, records: Sequence[SampleRecord], key: str | None,
+           value: float) -> tuple[SampleValues | None, str]:
+    """A rate pooled over per-sample lists of 0/1 outcomes (Σ passes / Σ items)."""
+    import numpy as np
+
+    if not key:
+        return None, "no per-sample values recorded"
+    got = _sorted_ids(summary, records)
+    if got is None:
+        return None, "sample records are not the summary's sample set (out of sync)"
+    recs, ids = got
+    raw = [r.scores.get(key) for r in recs]
+    lists = [x for x in raw if isinstance(x, list)]
+    if len(lists) != len(raw):
+        return None, f"no per-sample lists under {key!r}"
+    num = np.asarray([sum(float(v) for v in x) for x in lists])
+    den = np.asarray([len(x) for x in lists], dtype=float)
+    if den.sum() <= 0 or not _close(float(num.sum() / den.sum()), value):
+        return None, f"per-sample {key!r} does not reproduce the summary (out of sync)"
+    return SampleValues(metric, "ratio", ids, num, 1.0, den, source=f"{key} (items per sample)"), ""
+
+
+def _undeclared(metric: str, summary: RunSummary, records: Sequence[SampleRecord],
+                declared_key: str | None, value: float) -> tuple[SampleValues | None, str]:
+    """Fallback for entries without a declaration: try keys, then known derivations."""
     import numpy as np
 
     from evalkit.leaderboard.config import sample_key_candidates
     from evalkit.leaderboard.stats import per_sample
-    from evalkit.types import sha256_text
 
-    if not records:
-        return None, "no sample records"
-    value = summary.metrics.get(metric, {}).get("value")
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None, "no value"
     why = ""
     for key in sample_key_candidates(metric, declared_key):
         ps, why_k = per_sample(metric, summary, records, key)
@@ -133,18 +191,15 @@ def sample_values(metric: str, summary: RunSummary, records: Sequence[SampleReco
         why = why or why_k
         if "out of sync" in why_k:
             return None, why_k
-    recs = sorted(records, key=lambda r: r.sample_id)
-    ids = tuple(r.sample_id for r in recs)
-    if sha256_text("\n".join(ids)) != summary.sample_ids_sha256:
+    got = _sorted_ids(summary, records)
+    if got is None:
         return None, "sample records are not the summary's sample set (out of sync)"
+    recs, ids = got
     if metric in ("inst_level_strict_acc", "inst_level_loose_acc"):
-        lists = [r.scores.get(metric) for r in recs]
-        if all(isinstance(x, list) for x in lists):
-            num = np.asarray([sum(float(v) for v in x) for x in lists])  # type: ignore[union-attr]
-            den = np.asarray([len(x) for x in lists], dtype=float)  # type: ignore[arg-type]
-            if den.sum() > 0 and _close(float(num.sum() / den.sum()), float(value)):
-                return SampleValues(metric, "ratio", ids, num, 1.0, den,
-                                    source=f"{metric} (instructions per prompt)"), ""
+        sv, _ = _ratio(metric, summary, recs, metric, value)
+        if sv is not None:
+            return SampleValues(metric, "ratio", ids, sv.values, 1.0, sv.den,
+                                source=f"{metric} (instructions per prompt)"), ""
     rule = _mean_rule(metric)
     if rule is not None:
         xs = [rule(r.scores, summary) for r in recs]
@@ -152,7 +207,7 @@ def sample_values(metric: str, summary: RunSummary, records: Sequence[SampleReco
             arr = np.asarray([np.nan if x is None else x for x in xs], dtype=float)
             mean = float(np.nanmean(arr))
             for scale in (1.0, 100.0):
-                if _close(mean * scale, float(value)):
+                if _close(mean * scale, value):
                     return SampleValues(metric, "mean", ids, arr, scale,
                                         source="derived from the records"), ""
             return None, "derived per-sample values do not reproduce the summary"

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from evalkit.merge.recipes import (RECIPES, MergeSpec, diploma, language_vector, parse_alphas,
-                                   task_arithmetic)
+from evalkit.merge.recipes import (
+    RECIPES,
+    MergeSpec,
+    diploma,
+    language_vector,
+    parse_alphas,
+    task_arithmetic,
+)
 
 __all__ = ["RECIPES", "MergeSpec", "diploma", "language_vector", "merge", "parse_alphas",
            "run_sweep", "task_arithmetic"]

@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from evalkit.cli_options import RunOptions, with_run_options
 from evalkit.errors import BadInput
-from evalkit.grid.cli import (CPUS_PER_UNIT, EXECUTOR, MAX_RETRIES, NO_SHARED_OUT, RAY_ADDRESS,
-                              make_executor)
+from evalkit.grid.cli import (
+    CPUS_PER_UNIT,
+    EXECUTOR,
+    MAX_RETRIES,
+    NO_SHARED_OUT,
+    RAY_ADDRESS,
+    make_executor,
+)
 from evalkit.merge.roles import spec_factory
 
 _RECIPE_HELP = ("diploma: W_cpt + α·(W_instruct − W_base); language-vector: W_instruct + "
@@ -61,9 +67,9 @@ def merge_cmd(
     out: Path = typer.Option(..., "--out", help="Output checkpoint directory."),
     alpha: float = typer.Option(1.0, "--alpha", "--lambda", help="α (diploma), λ "
                                 "(language-vector, task-arithmetic)."),
-    base: Optional[str] = _BASE, cpt: Optional[str] = _CPT, instruct: Optional[str] = _INSTRUCT,
-    lang: Optional[str] = _LANG, model: list[str] = _MODEL, weight: list[float] = _WEIGHT,
-    tokenizer_from: Optional[str] = _TOKFROM, dtype: str = _DTYPE,
+    base: str | None = _BASE, cpt: str | None = _CPT, instruct: str | None = _INSTRUCT,
+    lang: str | None = _LANG, model: list[str] = _MODEL, weight: list[float] = _WEIGHT,
+    tokenizer_from: str | None = _TOKFROM, dtype: str = _DTYPE,
     allow_config_diff: bool = _ALLOW,
     force: bool = typer.Option(False, help="Replace --out if it exists (atomically)."),
     shard_size: str = typer.Option("5GB", help="Maximum weight shard size."),
@@ -85,19 +91,19 @@ def sweep_cmd(
     recipe: str = typer.Argument(..., help=_RECIPE_HELP),
     alpha: str = typer.Option("0.5,0.75,1.0,1.25", "--alpha", "--lambda",
                               help="Comma-separated α/λ values."),
-    base: Optional[str] = _BASE, cpt: Optional[str] = _CPT, instruct: Optional[str] = _INSTRUCT,
-    lang: Optional[str] = _LANG, model: list[str] = _MODEL, weight: list[float] = _WEIGHT,
-    tokenizer_from: Optional[str] = _TOKFROM,
+    base: str | None = _BASE, cpt: str | None = _CPT, instruct: str | None = _INSTRUCT,
+    lang: str | None = _LANG, model: list[str] = _MODEL, weight: list[float] = _WEIGHT,
+    tokenizer_from: str | None = _TOKFROM,
     merge_dtype: str = typer.Option("auto", help="dtype of the merged weights (auto = the "
                                     "inputs' dtype; float32 | bfloat16 | float16)."),
     allow_config_diff: bool = _ALLOW,
-    merged_dir: Optional[Path] = typer.Option(None, help="Where merged weights go "
+    merged_dir: Path | None = typer.Option(None, help="Where merged weights go "
                                               "(default <out>/merged)."),
     keep: bool = typer.Option(False, help="Keep the merged checkpoints after evaluation."),
     with_inputs: bool = typer.Option(False, help="Also evaluate the input models."),
-    select: Optional[str] = typer.Option(None, help="Metric to pick the best α by (mean over "
+    select: str | None = typer.Option(None, help="Metric to pick the best α by (mean over "
                                          "tasks), e.g. chrf++."),
-    executor: str = EXECUTOR, ray_address: Optional[str] = RAY_ADDRESS,
+    executor: str = EXECUTOR, ray_address: str | None = RAY_ADDRESS,
     no_shared_out: bool = NO_SHARED_OUT, cpus_per_unit: float = CPUS_PER_UNIT,
     max_retries: int = MAX_RETRIES,
     *,

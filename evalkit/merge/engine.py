@@ -28,12 +28,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import BadInput, EvalkitError
-from evalkit.merge.checks import (check_configs, check_tensors, check_tokenizers, is_tied,
-                                  load_config)
+from evalkit.merge.checks import (
+    check_configs,
+    check_tensors,
+    check_tokenizers,
+    is_tied,
+    load_config,
+)
 from evalkit.merge.recipes import MergeSpec
-from evalkit.merge.st_io import (CODE_OF, DTYPES, FLOAT_CODES, INDEX_NAME, OutTensor,
-                                 ShardWriter, TensorInfo, TensorReader, index_checkpoint,
-                                 plan_shards, shard_names)
+from evalkit.merge.st_io import (
+    CODE_OF,
+    DTYPES,
+    FLOAT_CODES,
+    INDEX_NAME,
+    OutTensor,
+    ShardWriter,
+    TensorInfo,
+    TensorReader,
+    index_checkpoint,
+    plan_shards,
+    shard_names,
+)
 
 if TYPE_CHECKING:
     import torch

@@ -8,9 +8,9 @@ evaluated per tensor in exactly this order (fp32 unless the inputs are float64):
 summed left to right into an accumulator, then added to the anchor. Tests compare merged weights
 bit for bit against this expression.
 
-* ``diploma`` (DIPLomA, protocols.md §1): ``W_cpt + α·(W_instruct − W_base)``; anchor = cpt,
+* ``diploma`` (DIPLomA): ``W_cpt + α·(W_instruct − W_base)``; anchor = cpt,
   one delta (instruct, α). α = 1.0 for the released Llama-eus-3B-DIPLomA.
-* ``language-vector`` (Merge and Conquer, §2, reconstructed): ``W_instruct + λ·(W_lang − W_base)``;
+* ``language-vector`` (Merge and Conquer, reconstructed): ``W_instruct + λ·(W_lang − W_base)``;
   anchor = instruct, one delta (lang, λ), λ ∈ [0.5, 1] in the source.
 * ``task-arithmetic`` (mergekit's ``task_arithmetic``): ``W_base + Σ λ·w_i·(W_i − W_base)``;
   anchor = base, deltas (model_i, λ·w_i). ``λ`` is mergekit's ``lambda``; sweeps vary it.

@@ -8,7 +8,6 @@ one-line error. Importing it is cheap (no torch).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Optional
 
 from evalkit.errors import BadInput
 from evalkit.merge.recipes import RECIPES, MergeSpec
@@ -17,9 +16,9 @@ _ROLES = {"diploma": ("base", "cpt", "instruct"), "language-vector": ("base", "l
           "task-arithmetic": ("base", "model")}
 
 
-def spec_factory(recipe: str, base: Optional[str], cpt: Optional[str], instruct: Optional[str],
-                 lang: Optional[str], models: list[str], weights: list[float],
-                 tokenizer_from: Optional[str]) -> Callable[[float], MergeSpec]:
+def spec_factory(recipe: str, base: str | None, cpt: str | None, instruct: str | None,
+                 lang: str | None, models: list[str], weights: list[float],
+                 tokenizer_from: str | None) -> Callable[[float], MergeSpec]:
     """Validate the role options for `recipe`; returns α → MergeSpec."""
     from evalkit.merge import recipes
 

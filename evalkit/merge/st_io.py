@@ -14,12 +14,13 @@ torch is imported inside functions only.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import BadInput
 
@@ -149,7 +150,7 @@ class TensorReader:
     """Positioned reads of tensor row ranges; one open file handle per shard."""
 
     def __init__(self) -> None:
-        self._files: dict[Path, BinaryIO] = {}
+        self._files: dict[Path, io.FileIO] = {}
 
     def read(self, info: TensorInfo, row0: int = 0, row1: int | None = None) -> torch.Tensor:
         """Rows ``[row0, row1)`` of `info` as a fresh tensor that the caller owns."""
@@ -163,7 +164,7 @@ class TensorReader:
         if fh is None:
             fh = self._files[info.file] = open(info.file, "rb", buffering=0)  # noqa: SIM115
         fh.seek(info.start + row0 * info.row_bytes)
-        view = memoryview(buf.numpy())
+        view = buf.numpy().data
         got = 0
         while got < nbytes:  # readinto may return short counts on large reads
             n = fh.readinto(view[got:])
@@ -242,7 +243,7 @@ class ShardWriter:
         import torch
 
         data = chunk.contiguous().reshape(-1).view(torch.uint8).numpy()
-        self._fh.write(memoryview(data))
+        self._fh.write(data.data)
         self._written += data.nbytes
 
     def close(self) -> None:

@@ -7,7 +7,6 @@ Importing this package stays light (typer only); `evalkit.view.build` does the w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,7 +14,7 @@ import typer
 def view(
     runs: list[Path] = typer.Argument(..., help="Run roots (`evalkit run --out DIR`) or their "
                                       "<model>-<hash> variant directories."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: "
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: "
                                        "<first run root>/view)."),
     task: list[str] = typer.Option([], "--task", "-t", help="Only this task (repeatable)."),
 ) -> None:

@@ -180,8 +180,8 @@ def _metrics_of(task: str, rows: list[Any]) -> list[dict[str, Any]]:
     """Per-sample metrics shown for a task: [{id, label, hib, per variant key: {id: value}}]."""
     from evalkit.leaderboard.board import is_breakdown, metric_label
     from evalkit.leaderboard.config import declared_sample_keys
-    from evalkit.mt_metrics import SPECS
     from evalkit.leaderboard.values import sample_values
+    from evalkit.mt_metrics import SPECS
 
     declared = declared_sample_keys(task)
     out: dict[str, dict[str, Any]] = {}
@@ -321,8 +321,9 @@ def _index(rows: list[Any], tasks: list[str], board_links: dict[str, str]) -> st
             if s is None:
                 p.append("<td>—</td>")
                 continue
+            nothing: tuple[str, dict[str, Any]] = ("", {})
             name, m = next(((k, v) for k, v in s.metrics.items()
-                            if isinstance(v.get("value"), (int, float))), ("", {}))
+                            if isinstance(v.get("value"), (int, float))), nothing)
             txt = f"{metric_label(name)} {fmt(m.get('value'))}" if name else "open"
             p.append(f"<td><a href=\"{e(href)}#v={e(quote(r.key, safe=''))}\">{e(txt)}</a>"
                      f"<span class=\"n\">n = {s.n_samples}</span></td>")

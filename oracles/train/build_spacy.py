@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m evalkit.oracles.train.build_spacy [--max-steps 1500] [--out oracles/models/spacy-nb-ndt]
+    python -m evalkit.oracles.train.build_spacy [--max-steps 1500] \
+        [--out oracles/models/spacy-nb-ndt]
 
 Data: NDT minus every sentence whose token string is a UD Bokmål dev or test sentence (train);
 the NDT versions of UD dev sentences (early stopping, first 600). UD test stays held out for
@@ -36,6 +37,12 @@ def _spaces(forms: tuple[str, ...]) -> list[bool]:
     return out
 
 
+def starts(n: int) -> list[bool | int | None]:
+    """spaCy's ``sent_starts`` of one gold sentence of `n` tokens."""
+    out: list[bool | int | None] = [True]
+    return out + [False] * (n - 1)
+
+
 def to_docbin(sents: list[GoldSentence], path: Path) -> Path:
     """Write sentences as a spaCy DocBin with POS, morph, heads and NDT labels."""
     import spacy
@@ -48,7 +55,7 @@ def to_docbin(sents: list[GoldSentence], path: Path) -> Path:
         doc = Doc(vocab, words=list(s.forms), spaces=_spaces(s.forms), pos=list(s.upos),
                   morphs=[f if f != "_" else "" for f in s.feats], heads=heads,
                   deps=[r if h > 0 else "ROOT" for r, h in zip(s.rels, s.heads, strict=True)],
-                  sent_starts=[True] + [False] * (len(s.forms) - 1))
+                  sent_starts=starts(len(s.forms)))
         db.add(doc)
     db.to_disk(path)
     return path

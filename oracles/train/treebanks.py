@@ -15,14 +15,14 @@ repository: intermediate files go under ``$EVALKIT_CACHE/build`` (default ``~/.c
 from __future__ import annotations
 
 import gzip
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit.oracles.base import ndt_feats_to_ud, ndt_upos
 
-__all__ = ["GoldSentence", "build_dir", "mirror", "ndt_splits", "read_conllu", "read_ndt", "to_conllu"]
+__all__ = ["GoldSentence", "build_dir", "mirror", "ndt_splits", "read_conllu", "read_ndt",
+           "to_conllu"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,22 +44,17 @@ class GoldSentence:
 
 
 def mirror() -> Path:
-    """The data mirror: ``$EVALKIT_DATA`` or ``../shared/data`` next to the repository."""
-    env = os.environ.get("EVALKIT_DATA")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent.parent / "shared" / "data"
-        if cand.is_dir():
-            return cand
-    return Path("/work/shared/data")
+    """The data mirror, found as everywhere else (`evalkit.data.resolve_data_dir`)."""
+    from evalkit.data import resolve_data_dir
+
+    return resolve_data_dir(purpose="building or validating an oracle")
 
 
 def build_dir() -> Path:
     """Where intermediate (treebank-derived) build files go; never inside the repository."""
-    root = Path(os.environ.get("EVALKIT_CACHE", Path.home() / ".cache" / "evalkit"))
-    path = root / "build"
+    from evalkit.paths import cache_dir
+
+    path = cache_dir() / "build"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -39,7 +39,7 @@ def assert_whole(root: Path) -> None:
         data = p.read_bytes()
         if p.suffix == ".jsonl":
             lines = data.decode("utf-8").splitlines()
-            for i, line in enumerate(lines):
+            for line in lines:
                 if not line.strip():
                     continue
                 obj = json.loads(line)  # raises on a torn line

@@ -14,9 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from hostile_harness import (FLORES, Env, adapter_copy, call, copy_run, jsonl, model_copy,
-                             tree_digest, write)
+from hostile_harness import (
+    FLORES,
+    Env,
+    adapter_copy,
+    call,
+    copy_run,
+    jsonl,
+    model_copy,
+    tree_digest,
+    write,
+)
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,8 @@ def _bad_shapes(d: Path) -> None:
 
 
 RUN_CASES = [
-    Case("model-missing", lambda e, t: _run(t / "nope", "--out", str(t / "o")), ("does not exist",)),
+    Case("model-missing", lambda e, t: _run(t / "nope", "--out", str(t / "o")),
+         ("does not exist",)),
     Case("model-no-config", _model(_unlink("config.json")), ("no config.json",)),
     Case("model-config-corrupt", _model(_cfg_mut("{not json")), ("not valid JSON",)),
     Case("model-config-empty-object", _model(_cfg_mut("{}")), ("model_type",)),
@@ -216,20 +225,25 @@ SCORE_CASES = [
                                             str(t / "none.jsonl")], ("not found",)),
     Case("responses-empty", _responses(""), ("no responses",)),
     Case("responses-blank-lines", _responses("\n\n  \n"), ("no responses",)),
-    Case("responses-garbage-line", _responses('{"id": "devtest-0000", "response": "x"}\nnot json\n'),
+    Case("responses-garbage-line",
+         _responses('{"id": "devtest-0000", "response": "x"}\nnot json\n'),
          (":2",)),
-    Case("responses-cut-mid-line", _responses('{"id": "devtest-0000", "response": "x"}\n{"id": "1", "resp'),
+    Case("responses-cut-mid-line",
+         _responses('{"id": "devtest-0000", "response": "x"}\n{"id": "1", "resp'),
          (":2",)),
     Case("responses-list-line", _responses("[1, 2]\n"), ("object",)),
     Case("responses-number-line", _responses("5\n"), ("object",)),
-    Case("responses-lone-surrogate", _responses('{"id": "devtest-0000", "response": "a\\ud800b"}\n'),
+    Case("responses-lone-surrogate",
+         _responses('{"id": "devtest-0000", "response": "a\\ud800b"}\n'),
          ("surrogate",)),
-    Case("responses-huge-int", _responses('{"id": "devtest-0000", "response": "x", "n": ' + "9" * 5000 + "}\n"),
+    Case("responses-huge-int",
+         _responses('{"id": "devtest-0000", "response": "x", "n": ' + "9" * 5000 + "}\n"),
          (":1",)),
     Case("responses-deep-array", _responses('{"id": "devtest-0000", "response": "x", "a": '
                                             + "[" * 100_000 + "]" * 100_000 + "}\n"), (":1",)),
     Case("responses-no-response", _responses('{"id": "devtest-0000"}\n'), ("response",)),
-    Case("responses-response-number", _responses('{"id": "devtest-0000", "response": 5}\n'), ("response",)),
+    Case("responses-response-number", _responses('{"id": "devtest-0000", "response": 5}\n'),
+         ("response",)),
     Case("responses-response-null", _responses('{"id": "devtest-0000", "response": null}\n'),
          ("response",)),
     Case("responses-unknown-id", _responses('{"id": "no-such-id", "response": "x"}\n'),

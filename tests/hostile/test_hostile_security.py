@@ -107,19 +107,19 @@ def http_server() -> object:
 
 def test_api_keys_never_travel_over_plain_http(http_server: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from evalkit.backends.base import BackendConfig
+    from evalkit.backends.base import OpenAIConfig
     from evalkit.backends.openai_compat import OpenAIBackend, parse_endpoint
     from evalkit.types import GenRequest
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-default-secret")
     monkeypatch.setenv("MY_KEY", "sk-named-secret")
-    b = OpenAIBackend(BackendConfig(model=f"{http_server}#m"))
+    b = OpenAIBackend(OpenAIConfig(model=f"{http_server}#m"))
     dict(b.generate([GenRequest("hi")]))
     assert _Capture.seen and all("Authorization" not in h for h in _Capture.seen)
     with pytest.raises(BadInput, match="refusing to send") as info:
-        OpenAIBackend(BackendConfig(model=f"{http_server}#m;key_env=MY_KEY"))
+        OpenAIBackend(OpenAIConfig(model=f"{http_server}#m;key_env=MY_KEY"))
     assert "sk-named-secret" not in str(info.value)
-    b = OpenAIBackend(BackendConfig(model=f"{http_server}#m;key_env=MY_KEY;insecure_http=true"))
+    b = OpenAIBackend(OpenAIConfig(model=f"{http_server}#m;key_env=MY_KEY;insecure_http=true"))
     dict(b.generate([GenRequest("hi")]))
     assert _Capture.seen[-1].get("Authorization") == "Bearer sk-named-secret"
     assert parse_endpoint("https://api.example.org/v1#m").api_key() == "sk-default-secret"

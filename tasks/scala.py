@@ -1,6 +1,10 @@
-"""ScaLA-nb, rebuilt deterministically from the UD Bokmål treebank in the data mirror.
+"""``scala:nob``: ScaLA-nb grammaticality, rebuilt deterministically from the UD Bokmål treebank.
 
-The published recipe (EuroEval's ``create_scala.py``; protocols.md §3), reimplemented:
+Scoring: AUROC of the mean per-token log-prob (length-normalised, because deletions shorten
+sentences) of correct vs corrupted texts, and the summed-log-prob AUROC beside it; plus the
+paired accuracy (correct scores above its own corruption).
+
+The set is built by the published recipe (EuroEval's ``create_scala.py``), reimplemented:
 
 * **Sentences**: UD Bokmål dev + test from the mirror (the train split is not mirrored; both
   are held out from evalkit's embedded model). Filters as published: de-duplicated by text,
@@ -37,7 +41,17 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import BadInput
-from evalkit.types import sha256_text, stable_hash
+from evalkit.metrics import Metric, auroc_metric
+from evalkit.tasks.loglik_utils import check_name, loglik_output, pair_wins
+from evalkit.types import (
+    LoglikRequest,
+    Output,
+    Sample,
+    ScoredTask,
+    ScoringContext,
+    sha256_text,
+    stable_hash,
+)
 
 RECIPE_VERSION = 1
 SEED = 4242  # EuroEval's split seed; ours also drives the corruptions
@@ -227,3 +241,62 @@ def load_scala(data: Any, size: int = TEST_SIZE, seed: int = SEED) -> list[dict[
         tmp.replace(path)
     data.hashes[f"built:scala-nob-v{RECIPE_VERSION}"] = sha256_text(body)
     return [json.loads(x) for x in body.splitlines() if x.strip()]
+
+
+@dataclass(frozen=True)
+class ScalaTask:
+    """ScaLA-nb grammaticality: log-prob AUROC of correct vs corrupted sentences."""
+
+    name: str = "scala:nob"
+    version: str = "1"
+    language: str = "nob_Latn"
+    description: str = "ScaLA-nb (rebuilt, seeded): AUROC of mean per-token log-prob"
+
+    def samples(self, data: Any) -> list[Sample]:
+        """1,024 (correct, corrupted) pairs from the cached build."""
+        return [Sample(id=r["id"], data=r, reference=r["corruption_type"])
+                for r in load_scala(data)]
+
+    def requests(self, sample: Sample, chat: bool) -> list[LoglikRequest]:
+        """Correct text, then corrupted text, each after a BOS."""
+        return [LoglikRequest("", sample.data["correct"]),
+                LoglikRequest("", sample.data["incorrect"])]
+
+    def score(self, samples: Sequence[Sample], outputs: Sequence[Sequence[Output]],
+              ctx: ScoringContext) -> ScoredTask:
+        """AUROC (mean and sum variants) with stratified bootstrap CIs; paired accuracy."""
+        good = [loglik_output(o, 0) for o in outputs]
+        bad = [loglik_output(o, 1) for o in outputs]
+        mean_g = [r.logprob / max(1, r.n_tokens) for r in good]
+        mean_b = [r.logprob / max(1, r.n_tokens) for r in bad]
+        labels = [1] * len(good) + [0] * len(bad)
+        # records keep the log-probs, not the wins: no per-sample keys
+        auroc, auroc_sum = Metric("auroc", "corpus"), Metric("auroc_sum", "corpus")
+        pair_acc = Metric("pair_accuracy", "proportion")
+        metrics = {
+            auroc.name: auroc.declare(auroc_metric(mean_g + mean_b, labels, seed=ctx.seed)),
+            auroc_sum.name: auroc_sum.declare(
+                auroc_metric([r.logprob for r in good + bad], labels, seed=ctx.seed)),
+            pair_acc.name: pair_acc.mean(pair_wins(mean_g, mean_b), seed=ctx.seed,
+                                         note="mean log-prob of correct > its corruption"),
+        }
+        by_kind: dict[str, list[float]] = {}
+        for s, g, b in zip(samples, mean_g, mean_b):
+            by_kind.setdefault(s.data["corruption_type"], []).append(float(g > b))
+        for kind, wins in sorted(by_kind.items()):
+            sub = Metric(f"pair_accuracy[{kind}]", "proportion")
+            metrics[sub.name] = sub.mean(wins, seed=ctx.seed)
+        per = [{"lp_correct": g.logprob, "n_correct": g.n_tokens, "lp_incorrect": b.logprob,
+                "n_incorrect": b.n_tokens, "mean_correct": mg, "mean_incorrect": mb,
+                "corruption_type": s.data["corruption_type"]}
+               for s, g, b, mg, mb in zip(samples, good, bad, mean_g, mean_b)]
+        meta = {"recipe": f"ScaLA (EuroEval create_scala) rebuilt, v{RECIPE_VERSION}, seed {SEED}",
+                "source": "UD Bokmål dev+test (mirror)", "auroc_score": "mean per-token log-prob",
+                "reconstructed": True}
+        return ScoredTask(per, metrics, meta)
+
+
+def make_scala_task(name: str) -> ScalaTask:
+    """Factory for ``scala:nob``."""
+    check_name(name, "scala", "nob")
+    return ScalaTask()
