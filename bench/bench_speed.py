@@ -63,7 +63,7 @@ generation_kwargs:
   until:
     - "\\n"
   do_sample: false
-  max_gen_toks: 256
+  max_gen_toks: {max_new}
 metric_list:
   - metric: bleu
     aggregation: bleu
@@ -118,7 +118,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.Comple
 
 
 @contextlib.contextmanager
-def hog(on: bool):  # noqa: ANN201
+def hog(on: bool):
     """One CPU-bound process beside the benchmark while the block runs."""
     if not on:
         yield None
@@ -161,7 +161,7 @@ class Setup:
             f.write_text("".join(json.dumps({"src": s, "ref": r}, ensure_ascii=False) + "\n"
                                  for s, r in zip(self.src[:n], self.ref[:n])))
             (self.tasks / f"{name}.yaml").write_text(
-                FLORES_YAML.replace("bench_flores_eng_nob", name).format(data=f))
+                FLORES_YAML.replace("bench_flores_eng_nob", name).format(data=f, max_new=256))
             self._flores_files[n] = f
         return name
 

@@ -187,8 +187,6 @@ def corpus_metric(name: str, hyps: Sequence[str], refs: Sequence[str], *,
     A zero-width interval from fewer than 30 segments (e.g. every hypothesis equal to its
     reference) is withheld (``evalkit.stats.percentile_interval``).
     """
-    import numpy as np
-
     res = corpus(name, hyps, refs)
     ci = se = None
     if len(hyps) > 1 and resamples > 0:

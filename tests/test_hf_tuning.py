@@ -95,7 +95,7 @@ def test_batch_sizer_grows_while_throughput_improves_then_keeps_the_best() -> No
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_model: Path):  # noqa: ANN201
+def backend(tiny_model: Path):
     from evalkit.backends.base import BackendConfig
     from evalkit.backends.hf import HFBackend
 
@@ -111,7 +111,7 @@ PROMPTS = ["English sentence: The cat sat.\nNorwegian Bokmål sentence:", "Hei",
 @pytest.mark.parametrize("params", [GenParams(max_new_tokens=24),
                                     GenParams(max_new_tokens=24, temperature=1.0, n=3, seed=5),
                                     GenParams(max_new_tokens=24, stop=("a",))])
-def test_rows_cut_at_a_cap_and_generated_again_equal_uncut_rows(backend, monkeypatch,  # noqa: ANN001
+def test_rows_cut_at_a_cap_and_generated_again_equal_uncut_rows(backend, monkeypatch,
                                                                  params: GenParams) -> None:
     """A first-pass cap of 2 tokens cuts every row that runs longer; their second pass must
     give exactly the texts (and token counts) of a single uncapped pass, greedy and sampled."""

@@ -50,7 +50,8 @@ def test_prepared_run_identifies_in_the_child_and_survives_its_death() -> None:
     code = (
         "import sys\n"
         "from evalkit import langid\n"
-        "texts = ['Dette er en norsk setning om været i dag.', 'The weather is very nice today and we are going to the beach.', 'Kaixo!']\n"
+        "texts = ['Dette er en norsk setning om været i dag.',\n"
+        "         'The weather is very nice today and we are going to the beach.', 'Kaixo!']\n"
         "langid.prepare(['nob_Latn'])\n"
         "a = langid.identify(texts)\n"
         "assert 'lingua' not in sys.modules, 'identified in-process'\n"

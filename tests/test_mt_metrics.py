@@ -67,7 +67,7 @@ def test_empty_hypotheses_are_scored_not_crashing() -> None:
     assert v.value == 0.0
 
 
-def _edge_rows(name: str, rows: int = 400, seed: int = 5):  # noqa: ANN202
+def _edge_rows(name: str, rows: int = 400, seed: int = 5):
     """Random summed statistics that reach every branch of sacrebleu's score formulas: zero
     matches at some orders, orders without n-grams (BLEU stops there), empty systems, systems
     shorter and longer than the references, all-zero rows."""
@@ -146,7 +146,7 @@ def test_corpus_statistics_are_read_once() -> None:
     calls = []
     real = sm.BLEU._extract_corpus_statistics
 
-    def spy(self, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def spy(self, *a, **k):
         calls.append(1)
         return real(self, *a, **k)
 
