@@ -97,6 +97,12 @@ metric_list:
   - metric: inst_level_strict_acc
     aggregation: !function ifeval_utils.agg_inst_level_acc
     higher_is_better: true
+  - metric: prompt_level_loose_acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: inst_level_loose_acc
+    aggregation: !function ifeval_utils.agg_inst_level_acc
+    higher_is_better: true
 metadata:
   version: 4.0
 """
@@ -461,7 +467,7 @@ def main() -> None:
     ap.add_argument("--flores-n", type=int, default=1012, help="sentences in pairs mode")
     ap.add_argument("--hog", action="store_true")
     ap.add_argument("--lm-eval-batch", type=int, default=32)
-    ap.add_argument("--ifeval-max-new", type=int, default=128)
+    ap.add_argument("--ifeval-max-new", type=int, default=64)
     ap.add_argument("--scaling-reps", type=int, default=1)
     ap.add_argument("--adapter-sentences", type=int, default=300)
     ap.add_argument("--board-sentences", type=int, default=1012)
