@@ -29,40 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
-YAML = """task: bench_flores_eng_nob
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: generate_until
-doc_to_text: "English sentence: {{{{src}}}}\\nNorwegian Bokmål sentence:"
-doc_to_target: "{{{{ref}}}}"
-target_delimiter: ''
-generation_kwargs:
-  until:
-    - "\\n"
-  do_sample: false
-  max_gen_toks: {max_new}
-metric_list:
-  - metric: bleu
-    aggregation: bleu
-    higher_is_better: true
-  - metric: chrf
-    aggregation: chrf
-    higher_is_better: true
-metadata:
-  version: 1.0
-"""
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
-    t = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t
-    if res.returncode != 0:
-        raise SystemExit(f"command failed: {' '.join(cmd)}\n{res.stderr[-3000:]}")
-    return wall, res
+# the lm-eval task and the timing helper are bench_speed's (run from bench/ or as a script)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_speed import FLORES_YAML as YAML
+from bench_speed import timed
 
 
 def main() -> None:

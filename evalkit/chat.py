@@ -14,8 +14,29 @@ ChatMode = Literal["auto", "on", "off"]
 _INSTRUCT_RE = re.compile(r"(instruct|chat|-it\b|-it-|sft|dpo|diploma)", re.IGNORECASE)
 
 
+def load_chat_tokenizer(model_dir: str, model_name: str) -> Any:
+    """What a `ChatRenderer` needs of a checkpoint's tokenizer, read without transformers where
+    the files settle it (`evalkit.chat_files`), else transformers' ``AutoTokenizer``."""
+    from evalkit import chat_files
+
+    tok = chat_files.load(model_dir)
+    if tok is not None:
+        return tok
+    from transformers import AutoTokenizer
+
+    from evalkit.backends.hf import load_or_explain
+
+    return load_or_explain(lambda: AutoTokenizer.from_pretrained(model_dir),
+                           f"the tokenizer of {model_name}",
+                           "re-save it with tokenizer.save_pretrained")
+
+
 class ChatRenderer:
-    """Renders prompts with a tokenizer's chat template (or leaves plain prompts alone)."""
+    """Renders prompts with a tokenizer's chat template (or leaves plain prompts alone).
+
+    `tokenizer` is anything with ``chat_template`` and transformers' ``apply_chat_template``:
+    a transformers tokenizer or an `evalkit.chat_files.FileTokenizer` (same text).
+    """
 
     def __init__(self, tokenizer: Any, mode: ChatMode, model_name: str) -> None:
         self.tokenizer = tokenizer

@@ -199,14 +199,10 @@ def run(cfg: RunConfig, progress: ProgressFn | None = None,
 def _renderer(model: ModelRef, cfg: RunConfig) -> ChatRenderer | None:
     if cfg.backend == "scripted":
         return ChatRenderer(None, "off", model.name)
-    from transformers import AutoTokenizer
+    from evalkit.chat import load_chat_tokenizer
 
-    from evalkit.backends.hf import load_or_explain
-
-    tok = load_or_explain(lambda: AutoTokenizer.from_pretrained(model.path),
-                          f"the tokenizer of {model.name}",
-                          "re-save it with tokenizer.save_pretrained")
-    return ChatRenderer(tok, cfg.chat_template, model.name)
+    return ChatRenderer(load_chat_tokenizer(model.path, model.name), cfg.chat_template,
+                        model.name)
 
 
 def _keys(v: Variant, reqs: Sequence[GenRequest | LoglikRequest]) -> list[str]:

@@ -82,6 +82,8 @@ class TranslationTask:
 
     def samples(self, data: Any) -> list[Sample]:
         """Aligned (source, reference) lines from the mirror, else the hub."""
+        # scoring identifies the hypotheses' language: load the identifier's models meanwhile
+        langid.prepare([self.tgt] if langid.known(self.tgt) else langid.drift_languages(self.tgt))
         src_lines, tgt_lines = self._lines(data, self.src), self._lines(data, self.tgt)
         if len(src_lines) != len(tgt_lines):
             raise BadInput(f"{self.name}: {len(src_lines)} source vs {len(tgt_lines)} target "

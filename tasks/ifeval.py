@@ -120,6 +120,10 @@ class IFEvalTask:
 
     def samples(self, data: Any) -> list[Sample]:
         """The file's prompts, one sample per IFEval key (mirror first; English: hub fallback)."""
+        if self.lang != "en":  # its case and language checks consult lingua when scoring
+            from evalkit import langid
+
+            langid.prepare([self.language])
         rel = data_path(self.lang)
         if self.lang == "en" and not data.exists(rel):
             rows = data.hub_rows(HUB_EN, None, "train", mirror_path=rel)

@@ -1,16 +1,21 @@
 """transformers + peft backend: batched, length-sorted, left-padded generation on CPU or GPU.
 
-Requests are grouped by (adapter, sampling params) — a batch must share them — sorted by prompt
-length (long first, so memory problems surface at once and padding stays small), and packed
-under a token budget. Several LoRA adapters of one base are loaded side by side with peft and
+Requests are grouped by (adapter, sampling params) — a batch must share them — and sorted by
+prompt length (long first, so memory problems surface at once and padding stays small). Batch
+sizes, a first-pass cap on new tokens (rows still running at it are generated again, together)
+and, on CPU, torch's thread count are chosen from throughput measured while generating
+(`evalkit.backends.hf_tuning`); ``max_batch_tokens`` bounds a batch's memory, ``batch_size``
+fixes its rows. Several LoRA adapters of one base are loaded side by side with peft and
 switched per group; ``merge_adapter`` merges a single adapter into the weights first.
 """
 
 from __future__ import annotations
 
 import gc
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from evalkit.backends.base import HFConfig, truncate_at_stop
@@ -27,6 +32,15 @@ def load_or_explain(load: Any, what: str, fix: str) -> Any:
         first = next((x for x in str(exc).splitlines() if x.strip()), type(exc).__name__)
         raise BadInput(f"{what} failed to load ({type(exc).__name__}: {first[:200]}); "
                        f"{fix}") from None
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One sequence to generate: sample `k` of request `req`, from prompt token ids `ids`."""
+
+    req: int
+    k: int
+    ids: list[int]
 
 
 class HFBackend:
@@ -91,6 +105,11 @@ class HFBackend:
             else:
                 self._adapters = [n for n, _ in items]
         self.model = model.to(self.device).eval()
+        self._threads = None
+        if self.device == "cpu" and torch.get_num_threads() > 1:
+            from evalkit.backends.hf_tuning import ThreadTuner
+
+            self._threads = ThreadTuner(torch, torch.get_num_threads())
 
     # -- helpers ----------------------------------------------------------------------------
     def _activate(self, adapter: str | None):  # noqa: ANN202
@@ -136,7 +155,7 @@ class HFBackend:
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for i, r in enumerate(requests):
             groups[(r.adapter, r.params, r.add_special_tokens)].append(i)
-        plan: list[tuple[Any, GenParams, bool, list[int], list[list[int]]]] = []
+        plan: list[tuple[Any, GenParams, bool, list[_Row]]] = []
         cap = self.config.max_model_len
         for (adapter, params, special), idxs in groups.items():
             enc = [self.tokenizer(requests[i].prompt, add_special_tokens=special)["input_ids"]
@@ -146,22 +165,24 @@ class HFBackend:
                 raise BadInput(f"--max-model-len {cap}: a prompt of {longest} tokens plus "
                                f"{params.max_new_tokens} new tokens does not fit; raise "
                                "--max-model-len or lower --max-new-tokens")
-            for batch in self._batches([len(e) for e in enc], params.max_new_tokens * params.n):
-                plan.append((adapter, params, special, [idxs[b] for b in batch],
-                             [enc[b] for b in batch]))
+            plan.append((adapter, params, special,
+                         [_Row(i, k, e) for i, e in zip(idxs, enc) for k in range(params.n)]))
         ch = Channel()
+        threads = self._torch.get_num_threads()
 
         def work() -> None:
             try:
                 with self._torch.inference_mode():
-                    for adapter, params, special, idxs, ids in plan:
+                    for adapter, params, special, rows in plan:
                         if ch.abort.is_set():
                             return
                         with self._activate(adapter):
-                            self._generate_batch(requests, idxs, ids, params, special, ch)
+                            self._generate_group(requests, rows, params, special, ch)
                 ch.put("end", None)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
                 ch.put("error", exc)
+            finally:
+                self._torch.set_num_threads(threads)
 
         worker = threading.Thread(target=work, name="evalkit-hf-generate", daemon=True)
         worker.start()
@@ -177,6 +198,39 @@ class HFBackend:
         finally:
             ch.abort.set()
             worker.join()
+
+    def _generate_group(self, requests: Sequence[GenRequest], rows: list[_Row], p: GenParams,
+                        special: bool, ch: Any) -> None:
+        """All rows of one (adapter, params) group: capped passes, measured batch sizes."""
+        from evalkit.backends.hf_tuning import BatchSizer, CapSchedule
+
+        sizer = BatchSizer(self.config.batch_size, self.config.max_batch_tokens)
+        caps = CapSchedule(p.max_new_tokens)
+        slots: dict[int, list[tuple[str, int, str, list[int]] | None]] = {
+            r.req: [None] * p.n for r in rows}
+        pending = sorted(rows, key=lambda r: -len(r.ids))
+        cap: int | None = None  # None: the first pass, capped per batch from lengths seen
+        while pending:
+            cut: list[_Row] = []
+            i = 0
+            while i < len(pending):
+                if ch.abort.is_set():
+                    return
+                this_cap = caps.first_pass() if cap is None else cap
+                b = sizer.size(len(pending) - i, len(pending[i].ids), this_cap)
+                batch = pending[i:i + b]
+                i += b
+                t0 = time.perf_counter()
+                done, left = self._generate_batch(requests, batch, p, special, this_cap, ch,
+                                                  slots)
+                if ch.abort.is_set():
+                    return
+                sizer.record(len(batch), sum(done), time.perf_counter() - t0,
+                             full=len(batch) == b)
+                caps.record(done, len(left), this_cap)
+                cut += left
+            pending = sorted(cut, key=lambda r: -len(r.ids))
+            cap = caps.next_cap(this_cap)
 
     def _finish(self, seq: list[int], p: GenParams) -> tuple[str, int, str, list[int]]:
         """(text, n_tokens, finish reason, token ids) of one generated sequence."""
@@ -196,59 +250,75 @@ class HFBackend:
         ids |= set(gen_eos) if isinstance(gen_eos, (list, tuple)) else {gen_eos}
         return {i for i in ids | {tok.pad_token_id} if i is not None}
 
-    def _generate_batch(self, requests: Sequence[GenRequest], idxs: list[int],
-                        ids: list[list[int]], p: GenParams, special: bool, ch: Any) -> None:
-        """Generate one batch; every finished request goes to `ch` as ``("gen", (i, gen))``."""
+    def _generate_batch(self, requests: Sequence[GenRequest], batch: list[_Row],
+                        p: GenParams, special: bool, cap: int, ch: Any,
+                        slots: dict[int, list[tuple[str, int, str, list[int]] | None]]
+                        ) -> tuple[list[int], list[_Row]]:
+        """Generate one batch of rows for up to `cap` new tokens.
+
+        Every request whose samples have all finished goes to `ch` as ``("gen", (i, gen))``.
+        Returns the token counts of the rows that finished, and the rows still running at
+        `cap` when it is below ``max_new_tokens`` (to be generated again with a larger cap).
+        """
         from evalkit.backends.hf_sampling import make_sampler, make_watcher, row_seed
 
         torch = self._torch
         tok = self.tokenizer
-        n = p.n
-        rows = [x for x in ids for _ in range(n)]  # sample k of prompt b is row b*n + k
-        width = max(len(x) for x in rows)
+        width = max(len(r.ids) for r in batch)
         pad = tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in rows], device=self.device)
-        attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in rows],
+        input_ids = torch.tensor([[pad] * (width - len(r.ids)) + r.ids for r in batch],
+                                 device=self.device)
+        attn = torch.tensor([[0] * (width - len(r.ids)) + [1] * len(r.ids) for r in batch],
                             device=self.device)
-        slots: list[list[tuple[str, int, str, list[int]] | None]] = [[None] * n for _ in ids]
+        finished: list[int] = []
 
-        def on_finish(r: int, seq: list[int]) -> None:
-            b, k = divmod(r, n)
-            if slots[b][k] is not None:
+        def on_finish(j: int, seq: list[int]) -> None:
+            row = batch[j]
+            got = slots[row.req]
+            if got[row.k] is not None:
                 return
-            slots[b][k] = self._finish(seq, p)
-            if all(x is not None for x in slots[b]):
-                done = [x for x in slots[b] if x is not None]
-                req = requests[idxs[b]]
+            got[row.k] = self._finish(seq, p)
+            finished.append(got[row.k][1])
+            if all(x is not None for x in got):
+                done = [x for x in got if x is not None]
+                req = requests[row.req]
                 gen = Generation(tuple(x[0] for x in done), tuple(x[1] for x in done),
                                  tuple(x[2] for x in done),
                                  token_ids=tuple(tuple(x[3]) for x in done)
                                  if req.want_token_ids else (),
-                                 prompt_token_ids=tuple(ids[b]) if req.want_token_ids else ())
-                ch.put("gen", (idxs[b], gen))
+                                 prompt_token_ids=tuple(row.ids) if req.want_token_ids else ())
+                ch.put("gen", (row.req, gen))
 
-        kwargs: dict[str, Any] = {"max_new_tokens": p.max_new_tokens, "pad_token_id": pad,
+        kwargs: dict[str, Any] = {"max_new_tokens": cap, "pad_token_id": pad,
                                   "num_return_sequences": 1, "do_sample": False,
                                   "temperature": None, "top_p": None, "top_k": None}
         if p.greedy:
             kwargs["repetition_penalty"] = p.repetition_penalty
         else:  # evalkit samples; generate only takes the one-hot argmax
-            seeds = [row_seed(requests[idxs[b]].prompt, p, special, k)
-                     for b in range(len(ids)) for k in range(n)]
-            kwargs["logits_processor"] = [make_sampler(torch, seeds, [len(x) for x in rows],
+            seeds = [row_seed(requests[r.req].prompt, p, special, r.k) for r in batch]
+            kwargs["logits_processor"] = [make_sampler(torch, seeds, [len(r.ids) for r in batch],
                                                        width, p)]
         if p.stop:
             kwargs.update(stop_strings=list(p.stop), tokenizer=tok)
         watcher = make_watcher(torch, width, self._eos_ids, p.stop,
                                lambda seq: tok.decode(seq, skip_special_tokens=True),
                                on_finish, ch.abort)
+        criteria = [watcher]
+        if self._threads is not None:
+            from evalkit.backends.hf_tuning import step_clock
+
+            self._threads.new_batch()
+            criteria.append(step_clock(torch, self._threads))
         out = self.model.generate(input_ids=input_ids, attention_mask=attn,
-                                  stopping_criteria=[watcher], **kwargs)
+                                  stopping_criteria=criteria, **kwargs)
         if ch.abort.is_set():
-            return  # unfinished rows are incomplete: never store them
+            return finished, []  # unfinished rows are incomplete: never store them
         new = out[:, width:].tolist()
-        for r, seq in enumerate(new):
-            on_finish(r, seq)
+        if cap >= p.max_new_tokens:
+            for j, seq in enumerate(new):
+                on_finish(j, seq)
+            return finished, []
+        return finished, [r for j, r in enumerate(batch) if j not in watcher.done]
 
     # -- log-likelihood ---------------------------------------------------------------------
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:

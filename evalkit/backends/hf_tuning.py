@@ -1,0 +1,198 @@
+"""Batch shapes and CPU threads for the transformers backend, chosen from measured throughput.
+
+Three decisions, each from timings taken while generating (nothing is fixed in advance):
+
+* :class:`ThreadTuner` — torch's intra-op thread count. On a CPU shared with another
+  CPU-bound process, OpenMP regions wait for their slowest thread and every decode step runs
+  dozens of them: two threads on two busy cores ran 10–50× slower per step than one thread
+  (BENCHMARKS.md). A few decode steps are timed with each candidate count (1, half, all
+  cores) inside a batch, the fastest is kept, and the choice is measured again periodically —
+  more rarely when trying the slower counts costs much — so a load that comes or goes is
+  followed within seconds.
+* :class:`CapSchedule` — how many new tokens a first pass may take. A batch runs until its
+  longest row stops, so one row that never stops (3 of 1,012 FLORES sentences for the
+  embedded model) kept 50-row batches decoding for 256 steps. A first pass is capped at twice
+  the observed 95th percentile of finished lengths; rows still running at the cap are
+  generated again from scratch, together and with a larger cap, up to the request's
+  ``max_new_tokens``. From scratch, so a text never depends on having been cut: it is exactly
+  the generation of that request in another batch (greedy and per-row-seeded sampling are
+  batch-invariant, tests/test_workflows.py).
+* :class:`BatchSizer` — rows per batch: powers of two, grown while the measured rate of
+  finished tokens per second improves, then kept (and its neighbours re-tried now and then);
+  ``max_batch_tokens`` only bounds memory. A fixed ``batch_size`` option turns it off.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+
+def thread_candidates(max_threads: int) -> list[int]:
+    """Intra-op thread counts worth trying on a machine where torch would use `max_threads`."""
+    return sorted({1, max(1, max_threads // 2), max_threads})
+
+
+class ThreadTuner:
+    """Chooses torch's thread count from decode-step timings (see the module docstring).
+
+    ``new_batch`` at the start of every ``generate`` call (step times are comparable only
+    within one batch), ``step`` once per decode step, from the thread that runs the model:
+    ``torch.set_num_threads`` applies to the calling thread's later operations.
+    """
+
+    def __init__(self, torch: Any, max_threads: int, *, steps: int = 3,
+                 min_interval: float = 10.0, clock: Any = time.perf_counter) -> None:
+        self.torch = torch
+        self.candidates = thread_candidates(max_threads)
+        self.best = max_threads
+        self.steps = steps
+        self.min_interval = min_interval
+        self.clock = clock
+        self.next_trial = 0.0
+        self.last: float | None = None
+        self.trial: list[tuple[int, list[float]]] | None = None
+        self.warmup = 0
+        self.history: list[dict[str, Any]] = []  # one entry per finished trial, for benchmarks
+
+    @property
+    def active(self) -> bool:
+        return len(self.candidates) > 1
+
+    def new_batch(self) -> None:
+        self.last = None
+        if self.trial is not None:  # unfinished trial: its steps were in another batch
+            self.trial = None
+            self._use(self.best)
+
+    def _use(self, n: int) -> None:
+        if self.torch.get_num_threads() != n:
+            self.torch.set_num_threads(n)
+
+    def step(self) -> None:
+        now = self.clock()
+        if self.last is None:  # the first call follows the prompt's forward pass: not a step
+            self.last = now
+            return
+        dt, self.last = now - self.last, now
+        if self.trial is None:
+            if self.active and now >= self.next_trial:
+                self.trial = [(n, []) for n in self.candidates]
+                self._start(0)
+            return
+        if self.warmup:
+            self.warmup -= 1
+            return
+        cur = next(i for i, (_, times) in enumerate(self.trial) if len(times) < self.steps)
+        self.trial[cur][1].append(dt)
+        if len(self.trial[cur][1]) < self.steps:
+            return
+        if cur + 1 < len(self.trial):
+            self._start(cur + 1)
+            return
+        self._decide(now)
+
+    def _start(self, i: int) -> None:
+        assert self.trial is not None
+        self._use(self.trial[i][0])
+        self.warmup = 1  # the first step after a change pays for waking threads up
+
+    def _decide(self, now: float) -> None:
+        assert self.trial is not None
+        med = {n: sorted(times)[len(times) // 2] for n, times in self.trial}
+        self.best = min(med, key=lambda n: med[n])
+        lost = sum(sum(times) - self.steps * med[self.best] for _, times in self.trial)
+        # keep trying the other counts at most ~5 % of the time
+        self.next_trial = now + max(self.min_interval, 20.0 * lost)
+        self.history.append({"ms_per_step": {n: round(1000 * m, 2) for n, m in med.items()},
+                             "chosen": self.best})
+        self.trial = None
+        self._use(self.best)
+
+
+class CapSchedule:
+    """The new-token cap of each pass (see the module docstring)."""
+
+    def __init__(self, max_new_tokens: int, *, first: int = 64, floor: int = 16) -> None:
+        self.max_new = max_new_tokens
+        self.first = min(first, max_new_tokens)
+        self.floor = min(floor, max_new_tokens)
+        self.finished: list[int] = []
+        self.censored = 0
+        self.censored_cap = 0  # the largest cap a row was still running at
+
+    def record(self, finished_lengths: Sequence[int], censored: int, cap: int) -> None:
+        """A batch under `cap`: lengths of the rows that finished, count of those cut off."""
+        self.finished.extend(finished_lengths)
+        if censored:
+            self.censored += censored
+            self.censored_cap = max(self.censored_cap, cap)
+
+    def first_pass(self) -> int:
+        """The cap of a batch in the first pass: twice the 95th percentile of the lengths seen
+        so far; when that percentile lies among rows cut off, four times their cap."""
+        n = len(self.finished) + self.censored
+        if n == 0:
+            return self.first
+        k = math.ceil(0.95 * n)  # rank of the 95th percentile; cut-off rows rank last
+        if k > len(self.finished):
+            return min(self.max_new, 4 * self.censored_cap)
+        q = sorted(self.finished)[k - 1]
+        return max(self.floor, min(self.max_new, 2 * q))
+
+    def next_cap(self, cap: int) -> int:
+        """The cap for rows that were still running at `cap`."""
+        return min(self.max_new, 4 * cap)
+
+
+class BatchSizer:
+    """Rows per batch from measured finished-token throughput (see the module docstring)."""
+
+    def __init__(self, fixed: int | None, max_batch_tokens: int, *, start: int = 16,
+                 retry_every: int = 8) -> None:
+        self.fixed = fixed
+        self.budget = max_batch_tokens
+        self.current = start
+        self.rate: dict[int, float] = {}  # batch size -> tokens/s (running mean)
+        self.growing = True
+        self.batches = 0
+        self.retry_every = retry_every
+
+    def size(self, remaining: int, width: int, cap: int) -> int:
+        """Rows for the next batch: `remaining` rows left, widest prompt `width` tokens."""
+        if self.fixed:
+            return min(self.fixed, remaining)
+        limit = max(1, self.budget // max(1, width + cap))
+        b = min(self.current, limit)
+        if not self.growing and self.batches and self.batches % self.retry_every == 0:
+            up = 2 * self.current  # now and then re-measure a neighbour: conditions drift
+            b = min(up if up <= limit else max(1, self.current // 2), limit)
+        return max(1, min(b, remaining))
+
+    def record(self, rows: int, tokens: int, seconds: float, full: bool) -> None:
+        """A finished batch: `rows` rows produced `tokens` finished tokens in `seconds`."""
+        self.batches += 1
+        if self.fixed or not full or seconds <= 0:
+            return
+        r = tokens / seconds
+        self.rate[rows] = r if rows not in self.rate else 0.5 * (self.rate[rows] + r)
+        best = max(self.rate, key=lambda b: self.rate[b])
+        if self.growing and rows == self.current and best == rows:
+            self.current = 2 * rows
+        else:
+            self.growing = False
+            self.current = best
+
+
+def step_clock(torch: Any, tuner: ThreadTuner) -> Any:
+    """A stopping criterion that never stops anything: it tells `tuner` a step has passed."""
+    from transformers import StoppingCriteria
+
+    class StepClock(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            tuner.step()
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StepClock()
