@@ -31,8 +31,8 @@ BIN = Path(sys.executable).parent
 
 # the lm-eval task and the timing helper are bench_speed's (run from bench/ or as a script)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_speed import FLORES_YAML as YAML
-from bench_speed import timed
+from bench_speed import FLORES_YAML as YAML  # noqa: E402
+from bench_speed import timed  # noqa: E402
 
 
 def main() -> None:

@@ -363,7 +363,8 @@ def mode_ci(s: Setup) -> dict[str, Any]:
         with contextlib.redirect_stderr(open(os.devnull, "w")):
             bootstrap_stderr(bleu, list(zip(s.ref, hyps)), iters=100)
         row["lm_eval_100_bleu_s"] = round(time.perf_counter() - t, 3)
-        row["times_less"] = round(row["lm_eval_100_bleu_s"] / row["evalkit_1000_bleu_chrf_chrfpp_s"], 1)
+        row["times_less"] = round(
+            row["lm_eval_100_bleu_s"] / row["evalkit_1000_bleu_chrf_chrfpp_s"], 1)
         rows.append(row)
         print(json.dumps({"ci": row}), flush=True)
     return {"pairs": rows, "median_times_less": statistics.median(r["times_less"] for r in rows),

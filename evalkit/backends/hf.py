@@ -277,8 +277,9 @@ class HFBackend:
             got = slots[row.req]
             if got[row.k] is not None:
                 return
-            got[row.k] = self._finish(seq, p)
-            finished.append(got[row.k][1])
+            fin = self._finish(seq, p)
+            got[row.k] = fin
+            finished.append(fin[1])
             if all(x is not None for x in got):
                 done = [x for x in got if x is not None]
                 req = requests[row.req]

@@ -59,9 +59,11 @@ class ThreadTuner:
 
     @property
     def active(self) -> bool:
+        """Whether there is more than one thread count left to try."""
         return len(self.candidates) > 1
 
     def new_batch(self) -> None:
+        """A new batch starts: its first step follows a prompt pass, so it is not timed."""
         self.last = None
         if self.trial is not None:  # unfinished trial: its steps were in another batch
             self.trial = None
@@ -72,6 +74,7 @@ class ThreadTuner:
             self.torch.set_num_threads(n)
 
     def step(self) -> None:
+        """One decode step finished: time it and move the thread-count trial on."""
         now = self.clock()
         if self.last is None:  # the first call follows the prompt's forward pass: not a step
             self.last = now
