@@ -90,13 +90,9 @@ class RunOptions:
             raise BadInput(f"backend {self.backend!r} serves canned outputs to tests only; use "
                            "--backend hf or --backend vllm")
         # odd values fail here, before any merge, model load or unit starts
-        if self.limit is not None and self.limit < 1:
-            raise BadInput(f"--limit must be a positive number of samples per task, got "
-                           f"{self.limit}; leave it out to evaluate every sample")
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise BadInput(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}")
-        if self.seed < 0:
-            raise BadInput(f"--seed must be 0 or more, got {self.seed}")
+        from evalkit.runner import check_run_values
+
+        check_run_values(self.limit, self.max_new_tokens, self.seed)
         backend_options = self.backend_options()
         check_backend_options(self.backend, backend_options)  # before any data or model loads
         return dict(backend=self.backend, limit=self.limit, seed=self.seed, out=self.out,

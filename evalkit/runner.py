@@ -70,6 +70,17 @@ def expand_task_names(tasks: Sequence[str] = (), suites: Sequence[str] = ()) -> 
     return list(seen)
 
 
+def check_run_values(limit: int | None, max_new_tokens: int | None, seed: int) -> None:
+    """The run options every command shares: a one-line error for an odd value."""
+    if limit is not None and limit < 1:
+        raise BadInput(f"--limit must be a positive number of samples per task, got "
+                       f"{limit}; leave it out to evaluate every sample")
+    if max_new_tokens is not None and max_new_tokens < 1:
+        raise BadInput(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
+    if seed < 0:
+        raise BadInput(f"--seed must be 0 or more, got {seed}")
+
+
 @dataclass
 class RunConfig:
     """Everything `evalkit run` needs; mirrors the CLI options."""
@@ -93,13 +104,7 @@ class RunConfig:
 
     def validate(self) -> None:
         """Odd values fail here, before any model or data loads."""
-        if self.limit is not None and self.limit < 1:
-            raise BadInput(f"--limit must be a positive number of samples per task, got "
-                           f"{self.limit}; leave it out to evaluate every sample")
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise BadInput(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}")
-        if self.seed < 0:
-            raise BadInput(f"--seed must be 0 or more, got {self.seed}")
+        check_run_values(self.limit, self.max_new_tokens, self.seed)
         if self.merge_adapter and len(self.adapters) != 1:
             raise BadInput("--merge-adapter needs exactly one --adapter")
         if not self.include_base and not self.adapters:
