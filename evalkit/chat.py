@@ -24,7 +24,7 @@ def load_chat_tokenizer(model_dir: str, model_name: str) -> Any:
         return tok
     from transformers import AutoTokenizer
 
-    from evalkit.backends.hf import load_or_explain
+    from evalkit.errors import load_or_explain
 
     return load_or_explain(lambda: AutoTokenizer.from_pretrained(model_dir),
                            f"the tokenizer of {model_name}",

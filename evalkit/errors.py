@@ -6,6 +6,9 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 
 class EvalkitError(Exception):
     """A user-facing error: the message names the problem and the fix, on one line."""
@@ -32,3 +35,14 @@ class Interrupted(EvalkitError):
     """Ctrl-C or SIGTERM during a run: finished work is stored; the message says how to resume."""
 
     exit_code = 130
+
+
+def load_or_explain(load: Callable[[], Any], what: str, fix: str) -> Any:
+    """Run a loader; any failure of a broken checkpoint becomes one line naming it and a fix."""
+    try:
+        return load()
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError,
+            ImportError) as exc:
+        first = next((x for x in str(exc).splitlines() if x.strip()), type(exc).__name__)
+        raise BadInput(f"{what} failed to load ({type(exc).__name__}: {first[:200]}); "
+                       f"{fix}") from None

@@ -96,10 +96,10 @@ def test_batch_sizer_grows_while_throughput_improves_then_keeps_the_best() -> No
 
 @pytest.fixture(scope="module")
 def backend(tiny_model: Path):
-    from evalkit.backends.base import BackendConfig
+    from evalkit.backends.base import HFConfig
     from evalkit.backends.hf import HFBackend
 
-    b = HFBackend(BackendConfig(model=str(tiny_model)))
+    b = HFBackend(HFConfig(model=str(tiny_model)))
     yield b
     b.close()
 

@@ -52,7 +52,9 @@ def check_backend_options(name: str, options: dict[str, Any]) -> None:
     from evalkit.registry import BACKENDS
 
     if name not in TEST_ONLY:
-        check_options(name, config_class(BACKENDS.get(name)), options)
+        cfg_cls = config_class(BACKENDS.get(name))
+        check_options(name, cfg_cls, options)
+        _config(cfg_cls, model="-", **options)  # values in range, before anything loads
 
 
 def make_backend(name: str, model: ModelRef, adapters: Sequence[AdapterRef], merge: bool,
@@ -62,8 +64,6 @@ def make_backend(name: str, model: ModelRef, adapters: Sequence[AdapterRef], mer
     `options` are the backend's own config fields (those the user set); one that this backend
     does not take is an error naming it.
     """
-    from pydantic import ValidationError
-
     from evalkit.registry import BACKENDS
 
     if name in TEST_ONLY:
@@ -72,11 +72,18 @@ def make_backend(name: str, model: ModelRef, adapters: Sequence[AdapterRef], mer
     cls = BACKENDS.get(name)
     cfg_cls = config_class(cls)
     check_options(name, cfg_cls, options)
+    return cls(_config(cfg_cls, model=model.path,
+                       adapters={a.backend_id: a.path for a in adapters},
+                       merge_adapter=merge, seed=seed, **options))
+
+
+def _config(cfg_cls: type[BackendConfig], **fields: Any) -> BackendConfig:
+    """`cfg_cls(**fields)`, with a bad value as one line naming its command-line flag."""
+    from pydantic import ValidationError
+
     try:
-        cfg = cfg_cls(model=model.path, adapters={a.backend_id: a.path for a in adapters},
-                      merge_adapter=merge, seed=seed, **options)
+        return cfg_cls(**fields)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise BadInput(f"bad backend option {'.'.join(map(str, err['loc']))}: "
-                       f"{err['msg']}") from None
-    return cls(cfg)
+        where = ".".join(map(str, err["loc"]))
+        raise BadInput(f"bad value for {_flag(where)}: {err['msg']}") from None

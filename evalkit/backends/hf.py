@@ -19,19 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalkit.backends.base import HFConfig, truncate_at_stop
-from evalkit.errors import BadInput
+from evalkit.errors import BadInput, load_or_explain
 from evalkit.types import Generation, GenParams, GenRequest, LoglikRequest, LoglikResult
-
-
-def load_or_explain(load: Any, what: str, fix: str) -> Any:
-    """Run a loader; any failure of a broken checkpoint becomes one line naming it and a fix."""
-    try:
-        return load()
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError,
-            ImportError) as exc:
-        first = next((x for x in str(exc).splitlines() if x.strip()), type(exc).__name__)
-        raise BadInput(f"{what} failed to load ({type(exc).__name__}: {first[:200]}); "
-                       f"{fix}") from None
 
 
 @dataclass(frozen=True)
