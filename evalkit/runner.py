@@ -181,8 +181,13 @@ def run(cfg: RunConfig, progress: ProgressFn | None = None,
     variants = plan_variants(model, adapters, cfg)
     data = DataLayer(cfg.data_dir)
     renderer = _renderer(model, cfg)
-    plans = [plan_task(t, data, renderer, cfg.limit, cfg.seed, cfg.max_new_tokens)
-             for t in tasks]
+    plans = []
+    for i, t in enumerate(tasks):  # reading data shows as a stage of its own
+        if progress:
+            progress("reading task data", i, len(tasks))
+        plans.append(plan_task(t, data, renderer, cfg.limit, cfg.seed, cfg.max_new_tokens))
+    if progress:
+        progress("reading task data", len(tasks), len(tasks))
     with exclusive(model_lock(out, model.hash), what=f"{out} ({model.name})", notify=notify):
         store = GenerationStore(out / "cache" / "generations.jsonl")
         if store.stale and notify:
@@ -234,8 +239,13 @@ def _generate_all(cfg: RunConfig, model: ModelRef, adapters: list[AdapterRef],
                         todo_ll.setdefault(key, r)
     if not todo_gen and not todo_ll:
         return
+    loading = f"loading {model.name} ({cfg.backend})"
+    if progress:
+        progress(loading, 0, 1)
     backend = make_backend(cfg.backend, model, adapters, cfg.merge_adapter,
                            cfg.backend_options, cfg.seed)
+    if progress:
+        progress(loading, 1, 1)
     total = len(todo_gen) + len(todo_ll)
     done = 0
     try:
