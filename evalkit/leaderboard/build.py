@@ -79,8 +79,9 @@ def write_board(board: Board, out_dir: Path, view_dir: Path | None = None,
     if draw is False and board.config.plots and board.rows:
         for name in PLOT_FILES:  # drawn from older records: never shown beside new numbers
             (out_dir / "plots" / name).unlink(missing_ok=True)
-        board.notes.append("plots not drawn by `evalkit run` (it keeps the refresh fast): "
-                           f"`{_rebuild_command(board, out_dir)}` draws them")
+        board.notes.append("plots are not drawn by `evalkit run` (it keeps the refresh "
+                           f"fast): `{_rebuild_command(board)}` draws them (RUN_DIR: the "
+                           "run's --out folder)")
     elif board.config.plots and board.rows:
         try:
             import matplotlib  # noqa: F401
@@ -126,12 +127,10 @@ def _as_json(board: Board) -> dict:
             "mismatches": [m.__dict__ for m in board.mismatches], "notes": board.notes}
 
 
-def _rebuild_command(board: Board, out_dir: Path) -> str:
-    root = out_dir.parent.parent if out_dir.parent.name == "leaderboards" else None
-    cmd = f"evalkit leaderboard {root if root is not None else 'RUN_ROOT'}"
-    if board.config.name != ALL_BOARD:
-        cmd += f" -c {board.config.name}"
-    return cmd + ("" if root is not None else f" --out {out_dir}")
+def _rebuild_command(board: Board) -> str:
+    # no machine path: the pages are publishable
+    return "evalkit leaderboard RUN_DIR" + ("" if board.config.name == ALL_BOARD
+                                            else f" -c {board.config.name}")
 
 
 def generate(runs: Sequence[Path], config: BoardConfig | None, out_dir: Path, *,
