@@ -207,11 +207,16 @@ def write_text_atomic(path: Path, text: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with (open(tmp, "wb") if isinstance(text, bytes)
-              else open(tmp, "w", encoding="utf-8")) as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        if isinstance(text, bytes):
+            with open(tmp, "wb") as fb:
+                fb.write(text)
+                fb.flush()
+                os.fsync(fb.fileno())
+        else:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
         tmp.replace(path)
     finally:
         if tmp.exists():

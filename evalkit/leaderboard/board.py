@@ -351,11 +351,11 @@ def build_board(cfg: BoardConfig, rows: list[Row], cache: StatsCache | None = No
                 continue
             ra, rb = get_reps(r, col, cell), get_reps(base, col, bcell)
 
-            def test(a: SampleValues = a, b: SampleValues = b, ra: Any = ra, rb: Any = rb
-                     ) -> TestResult:
+            def test(a: SampleValues = a, b: SampleValues = b, ra: Any = ra, rb: Any = rb,
+                     metric: str = col.metric) -> TestResult:
                 if a.kind == "mt" and cfg.test == "bs":
-                    va = corpus_score(col.metric, a.values)
-                    vb = corpus_score(col.metric, b.values)
+                    va = corpus_score(metric, a.values)
+                    vb = corpus_score(metric, b.values)
                     return TestResult(va - vb, bs_p_value(ra, rb, abs(vb - va)),
                                       f"sacrebleu-paired-bs-{cfg.n_test_samples}")
                 if a.kind == "ratio":
@@ -434,11 +434,13 @@ class _Stash:
         if sv is None or any("\n" in i for i in sv.ids):
             self.cache.put("values", key, {"why": why})
             return sv, why
-        arrays = {"kind": sv.kind, "ids": "\n".join(sv.ids), "values": sv.values,
-                  "scale": sv.scale, "source": sv.source}
+        import numpy as np
+
+        entry = {"kind": sv.kind, "ids": "\n".join(sv.ids), "values": np.asarray(sv.values),
+                 "scale": float(sv.scale), "source": sv.source}
         if sv.den is not None:
-            arrays["den"] = sv.den
-        self.cache.put("values", key, arrays)
+            entry["den"] = np.asarray(sv.den)
+        self.cache.put("values", key, entry)
         return sv, why
 
     def replicates(self, sv: SampleValues, spec: tuple[Any, ...], compute: Any) -> Any:
@@ -448,7 +450,9 @@ class _Stash:
         if got is not None:
             return got["reps"]
         reps = compute()
-        self.cache.put("reps", key, {"reps": reps})
+        import numpy as np
+
+        self.cache.put("reps", key, {"reps": np.asarray(reps)})
         return reps
 
     def test(self, a: SampleValues, b: SampleValues, spec: tuple[Any, ...], compute: Any
@@ -459,7 +463,7 @@ class _Stash:
         if got is not None:
             return TestResult(float(got["delta"]), float(got["p_value"]), str(got["method"]))
         res = compute()
-        self.cache.put("test", key, {"delta": res.delta, "p_value": res.p_value,
+        self.cache.put("test", key, {"delta": float(res.delta), "p_value": float(res.p_value),
                                      "method": res.method})
         return res
 

@@ -57,8 +57,8 @@ def write_board(board: Board, out_dir: Path, view_dir: Path | None = None,
 
     With `view_dir` (where `evalkit view` writes the run's sample pages) each HTML cell links,
     by a relative path, to the samples of its variant × task. `draw`: draw the plots
-    (default: the config's ``plots``); False for a board whose config wants plots removes the earlier
-    ones and notes how to draw them.
+    (default: the config's ``plots``); False, for a board whose config wants plots, removes
+    the earlier ones and notes how to draw them.
     """
     import os
     from urllib.parse import quote
