@@ -201,7 +201,7 @@ def bootstrap_counts(n: int, samples: int, seed: int | None) -> Any:
     return counts
 
 
-_COUNTS: dict[tuple[int, int, int], Any] = {}
+_COUNTS: dict[tuple[int, int, int | None], Any] = {}
 
 
 def mt_paired_test(metric: str, sys_stats: Any, base_stats: Any, test: str = "bs",
