@@ -132,3 +132,27 @@ def test_torn_cache_files_are_recomputed(two_runs: tuple[Path, set[str]], tmp_pa
             p.write_bytes(b"not an npz")
     _evalkit("leaderboard", str(out), "-c", "basque", "--no-plots")
     assert _stats(out / "leaderboards" / "basque") == _full_rebuild(out, tmp_path / "fresh")
+
+
+def test_cache_entries_verify_their_content(tmp_path: Path) -> None:
+    import numpy as np
+
+    from evalkit.leaderboard.cache import StatsCache, digest
+
+    cache = StatsCache(tmp_path)
+    reps = np.random.default_rng(0).standard_normal(1000)
+    key, other = digest(("a", reps)), digest(("b", reps))
+    assert key != other and digest(("ab", "c")) != digest(("a", "bc"))
+    cache.put("reps", key, {"reps": reps, "method": "x", "p": float("nan")})
+    got = cache.get("reps", key)
+    assert got is not None and np.array_equal(got["reps"], reps) and got["method"] == "x"
+    assert np.isnan(got["p"])
+    (path,) = tmp_path.iterdir()
+    data = path.read_bytes()
+    for bad in (data[:-1], data[: len(data) // 2], data[:-8] + b"\0" * 8, b""):
+        path.write_bytes(bad)
+        assert cache.get("reps", key) is None
+    # a whole entry under another entry's name is not trusted either
+    path.write_bytes(data)
+    path.rename(tmp_path / path.name.replace(key, other))
+    assert cache.get("reps", other) is None

@@ -431,8 +431,10 @@ class _Stash:
                                 tuple(ids.split("\n")) if ids else (), got["values"],
                                 float(got["scale"]), got.get("den"), str(got["source"])), ""
         sv, why = sample_values(col.metric, summary, r.samples(col.task), col.sample_key)
-        if sv is None or any("\n" in i for i in sv.ids):
+        if sv is None:
             self.cache.put("values", key, {"why": why})
+            return sv, why
+        if any("\n" in i for i in sv.ids):  # not storable as one joined string
             return sv, why
         import numpy as np
 

@@ -14,9 +14,10 @@ what touches changed records:
 * ``test-<key>.bin``: a paired test of a row against its baseline, keyed by both sides'
   value digests and the test's kind, resamples and seed.
 
-``CODE_VERSION`` enters every key: bump it when what is cached is computed differently.
+``CODE_VERSION`` and the numpy and sacrebleu versions enter every key: bump it when what is
+cached is computed differently.
 
-Each file stores its own key and a SHA-256 of its arrays; a file that does not load, names
+Each file stores its own key and a SHA-256 of its contents; a file that does not load, names
 another key or fails the digest (torn, stale, edited) is ignored and recomputed, never
 trusted. Files are written through a temporary name and renamed (`evalkit.records`'s
 atomic-write rule) by the board build, which holds ``<out>/.locks/boards.lock``. After a
@@ -25,6 +26,7 @@ successful build, entries it did not use are removed, so the cache holds one boa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -38,6 +40,16 @@ CODE_VERSION = "1"
 CACHE_DIR = ".cache"
 
 
+@functools.lru_cache(maxsize=1)
+def _environment() -> str:
+    """What else decides a cached value: this module's version and the libraries that draw
+    the resamples (numpy) and score them (sacrebleu)."""
+    import numpy
+    import sacrebleu
+
+    return f"{CODE_VERSION} numpy {numpy.__version__} sacrebleu {sacrebleu.__version__}"
+
+
 def digest(parts: Iterable[Any]) -> str:
     """SHA-256 over a sequence of strings, numbers, None, bytes and numpy arrays.
 
@@ -46,7 +58,7 @@ def digest(parts: Iterable[Any]) -> str:
     """
     import numpy as np
 
-    h = hashlib.sha256(CODE_VERSION.encode())
+    h = hashlib.sha256(_environment().encode())
     for p in parts:
         if isinstance(p, np.ndarray):
             a = np.ascontiguousarray(p)
