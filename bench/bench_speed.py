@@ -18,8 +18,9 @@ Modes (one or more per invocation; each writes bench/out/speed-<mode>[-hog].json
   (100 corpus BLEU recomputations, its cap for BLEU/chrF).
 * ``threads`` — the hf backend generating 200 FLORES sentences with torch fixed at 1 thread,
   at all cores, and with evalkit's measured choice, interleaved.
-* ``board`` — the leaderboard refresh that follows ``evalkit run`` (``update_for_run``) for an
-  output folder holding 8 models × 2 FLORES tasks of the Basque board.
+* ``board`` — the leaderboard refresh that follows ``evalkit run`` for an output folder holding
+  8 models × 2 FLORES tasks of the Basque board: the old full rebuild (with plots) vs
+  ``update_for_run`` (statistics cache, plots on demand) after one model's run, interleaved.
 
 ``--hog`` starts one CPU-bound process (``python -c "while True: pass"``) for the duration
 of the timed modes and says so in the output. The load average is recorded before every run.
@@ -412,47 +413,113 @@ def mode_threads(s: Setup) -> dict[str, Any]:
         f"median_{m}_s": statistics.median(r[f"threads_{m}_s"] for r in rows) for m in modes}}
 
 
-def mode_board(s: Setup) -> dict[str, Any]:
-    """`update_for_run` (what `evalkit run` calls after scoring) over 8 models × 2 tasks."""
+def _board_variant(m: int, shape: str) -> Any:
+    from evalkit.models import AdapterRef, ModelRef, Variant
+
+    if shape == "base":
+        return Variant(ModelRef(f"bench-model-{m}", "", f"{m:064x}"), None)
+    base = ModelRef("bench-model", "", "b" * 64)  # "adapters": a base model + 7 adapters
+    return Variant(base, None if m == 0 else AdapterRef(f"lora-{m}", "", f"{m:064x}", 8, None,
+                                                        {}))
+
+
+def _board_records(s: Setup, out: Path, m: int, shape: str, salt: int = 0) -> list[Any]:
+    """Score synthetic hypotheses (references with words dropped) of model `m` and write its
+    records as `evalkit run` does; `salt` changes the outputs (a re-run)."""
     import random
     import zlib
 
     from evalkit.data import DataLayer
-    from evalkit.leaderboard import update_for_run
-    from evalkit.models import ModelRef, Variant
     from evalkit.records import RunInfo, write_task_records
     from evalkit.registry import load_task
     from evalkit.types import Generation, GenRequest, ScoringContext
 
-    tasks = ["flores:eng_Latn-eus_Latn:devtest", "flores:eus_Latn-eng_Latn:devtest"]
     data = DataLayer(s.data)
-    out = s.tmp / "board-out"
-    last = []
-    for m in range(8):
-        v = Variant(ModelRef(f"bench-model-{m}", "", f"{m:064x}"), None)
-        last = []
-        for name in tasks:
-            task = load_task(name)
-            samples = task.samples(data)[:s.args.board_sentences]
-            outs = []
-            for smp in samples:
-                rnd = random.Random(zlib.crc32(smp.id.encode()) * 31 + m)
-                text = " ".join(w for w in smp.reference.split() if rnd.random() > 0.1 + 0.03 * m)
-                outs.append([Generation((text,), (len(text.split()),), ("stop",))])
-            scored = task.score(samples, outs, ScoringContext(options={}, data=data, seed=0))
-            reqs = [[GenRequest(p, g) for p, g in task.requests(x, False)] for x in samples]
-            last.append(write_task_records(out / v.slug, v, task, samples, reqs, outs, scored,
-                                           RunInfo(backend="scripted", seed=0,
-                                                   data_hashes=data.hashes)))
-    rows = []
-    for i in range(s.args.board_reps):
-        t = time.perf_counter()
-        update_for_run(out, last)
-        rows.append({"rep": i + 1, "load": load(), "update_for_run_s":
-                     round(time.perf_counter() - t, 2)})
-        print(json.dumps({"board": rows[-1]}), flush=True)
-    return {"models": 8, "tasks": tasks, "sentences": s.args.board_sentences, "reps": rows,
-            "median_s": statistics.median(r["update_for_run_s"] for r in rows)}
+    v = _board_variant(m, shape)
+    written = []
+    for name in BOARD_TASKS:
+        task = load_task(name)
+        samples = task.samples(data)[:s.args.board_sentences]
+        outs = []
+        for smp in samples:
+            rnd = random.Random(zlib.crc32(smp.id.encode()) * 31 + m + 1000 * salt)
+            text = " ".join(w for w in smp.reference.split() if rnd.random() > 0.1 + 0.03 * m)
+            outs.append([Generation((text,), (len(text.split()),), ("stop",))])
+        scored = task.score(samples, outs, ScoringContext(options={}, data=data, seed=0))
+        reqs = [[GenRequest(p, g) for p, g in task.requests(x, False)] for x in samples]
+        written.append(write_task_records(out / v.slug, v, task, samples, reqs, outs, scored,
+                                          RunInfo(backend="scripted", seed=0,
+                                                  data_hashes=data.hashes)))
+    return written
+
+
+BOARD_TASKS = ["flores:eng_Latn-eus_Latn:devtest", "flores:eus_Latn-eng_Latn:devtest"]
+
+
+def mode_board(s: Setup) -> dict[str, Any]:
+    """The board refresh `evalkit run` pays (8 models × 2 FLORES tasks, the Basque board):
+    the old path (a full rebuild: every record parsed, every bootstrap and test computed,
+    plots drawn as the config says, no cache) vs the new `update_for_run` (statistics cache,
+    plots on demand) right after one model's run was added: before each pair the last model
+    is re-run with other outputs (records rewritten, untimed), so its statistics are new and
+    the other seven come from the cache. Pairs interleaved, order alternating."""
+    import shutil
+
+    from evalkit.leaderboard.build import generate, update_for_run
+    from evalkit.leaderboard.config import find_config, load_config
+
+    result: dict[str, Any] = {"models": 8, "tasks": BOARD_TASKS,
+                              "sentences": s.args.board_sentences}
+    for shape in s.args.board_shapes.split(","):
+        out = s.tmp / f"board-{shape}"
+        for m in range(8):
+            _board_records(s, out, m, shape)
+        cfg = load_config(find_config("basque", out))
+        board_dir = out / "leaderboards" / "basque"
+
+        def old(out: Path = out, cfg: Any = cfg, board_dir: Path = board_dir) -> None:
+            shutil.rmtree(board_dir, ignore_errors=True)  # no cache, no earlier output
+            generate([out], cfg, board_dir)  # plots as configured (on)
+
+        def new(last: list[Any], out: Path = out) -> None:
+            update_for_run(out, last)
+
+        # warm imports (matplotlib, sacrebleu) once, outside the timings; fill the cache
+        old()
+        last = _board_records(s, out, 7, shape, salt=1)
+        new(last)
+        rows = []
+        for i in range(s.args.board_reps):
+            last = _board_records(s, out, 7, shape, salt=2 + i)  # one model's new run
+            row: dict[str, Any] = {"rep": i + 1, "load": load()}
+            for which in (("new", "old") if i % 2 else ("old", "new")):
+                if which == "old":
+                    # the old path sees the same records; the new one then finds the cache
+                    # wiped by it, so the old path works in a copy of the board's folder
+                    saved = s.tmp / "board-saved"
+                    shutil.rmtree(saved, ignore_errors=True)
+                    shutil.copytree(board_dir, saved)
+                    t = time.perf_counter()
+                    old()
+                    row["old_s"] = round(time.perf_counter() - t, 3)
+                    shutil.rmtree(board_dir)
+                    shutil.copytree(saved, board_dir)
+                else:
+                    t = time.perf_counter()
+                    new(last)
+                    row["new_s"] = round(time.perf_counter() - t, 3)
+            row["ratio"] = round(row["old_s"] / row["new_s"], 1)
+            rows.append(row)
+            print(json.dumps({"board": shape, **row}), flush=True)
+        old_med = statistics.median(r["old_s"] for r in rows)
+        new_med = statistics.median(r["new_s"] for r in rows)
+        result[shape] = {
+            "reps": rows, "median_old_s": old_med, "median_new_s": new_med,
+            "min_max_old_s": [min(r["old_s"] for r in rows), max(r["old_s"] for r in rows)],
+            "min_max_new_s": [min(r["new_s"] for r in rows), max(r["new_s"] for r in rows)],
+            "median_ratio": statistics.median(r["ratio"] for r in rows),
+            "min_max_ratio": [min(r["ratio"] for r in rows), max(r["ratio"] for r in rows)]}
+    return result
 
 
 MODES = {"pairs": mode_pairs, "scaling": mode_scaling, "ci": mode_ci, "threads": mode_threads,
@@ -472,7 +539,10 @@ def main() -> None:
     ap.add_argument("--scaling-reps", type=int, default=1)
     ap.add_argument("--adapter-sentences", type=int, default=300)
     ap.add_argument("--board-sentences", type=int, default=1012)
-    ap.add_argument("--board-reps", type=int, default=3)
+    ap.add_argument("--board-reps", type=int, default=5)
+    ap.add_argument("--board-shapes", default="base,adapters",
+                    help="board mode: 'base' (8 base models: no paired tests) and/or "
+                    "'adapters' (a base model + 7 adapters: 7 × 8 paired tests)")
     ap.add_argument("--data-dir", default=os.environ.get("EVALKIT_DATA_DIR",
                                                          str(REPO.parent / "shared" / "data")))
     args = ap.parse_args()

@@ -156,16 +156,20 @@ def _warn(msg: str) -> None:
     print(f"evalkit: warning: {msg}", file=sys.stderr)
 
 
-def read_lines(path: Path, model: type[BaseModel], what: str, strict: bool = False
-               ) -> list[Any]:
+def read_lines(path: Path, model: type[BaseModel], what: str, strict: bool = False,
+               data: bytes | None = None) -> list[Any]:
     """Parse a JSONL record file; malformed lines (a write cut by a kill) are skipped and
     reported, or, with `strict`, refused (for re-scoring, where a lost line would silently
-    change the sample set)."""
+    change the sample set). `data`: the file's bytes, already read (`path` then only names
+    it in messages)."""
+    import io
+
     from evalkit.errors import BadInput
 
     out: list[Any] = []
     bad: list[int] = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with (open(path, encoding="utf-8", errors="replace") if data is None else
+          io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace")) as fh:
         for i, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -197,15 +201,22 @@ def append_line(path: Path, line: str) -> None:
         os.fsync(fh.fileno())
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a file through a unique temporary name and rename it into place."""
+def write_text_atomic(path: Path, text: str | bytes) -> None:
+    """Write a file (text as UTF-8, or bytes) through a unique temporary name and rename it
+    into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        if isinstance(text, bytes):
+            with open(tmp, "wb") as fb:
+                fb.write(text)
+                fb.flush()
+                os.fsync(fb.fileno())
+        else:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
         tmp.replace(path)
     finally:
         if tmp.exists():
@@ -222,9 +233,11 @@ def read_summaries(run_dir: Path) -> list[RunSummary]:
     return list(latest.values())
 
 
-def read_sample_records(run_dir: Path, task: str) -> list[SampleRecord]:
-    """Sample records of one task in a variant directory (FileNotFoundError when absent)."""
-    return read_lines(samples_path(run_dir, task), SampleRecord, "sample")
+def read_sample_records(run_dir: Path, task: str, data: bytes | None = None
+                        ) -> list[SampleRecord]:
+    """Sample records of one task in a variant directory (FileNotFoundError when absent);
+    `data`: the file's bytes, when already read."""
+    return read_lines(samples_path(run_dir, task), SampleRecord, "sample", data=data)
 
 
 def write_task_records(run_dir: Path, v: Variant, task: Task, samples: Sequence[Sample],

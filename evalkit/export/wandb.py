@@ -43,6 +43,10 @@ def log_run(summaries: Sequence[Any], out: Path, project: str,
     from evalkit.view.build import explain
 
     out = Path(out)
+    if board_files:  # `evalkit run` leaves plots to be drawn on demand; W&B logs them
+        from evalkit.leaderboard.build import draw_plots
+
+        draw_plots(out, board_files)
     slugs = sorted({s.run_id.split("@", 1)[0] for s in summaries})
     tasks = sorted({s.task for s in summaries})
     rows = [r for r in load_rows([out / k for k in slugs], tasks)]

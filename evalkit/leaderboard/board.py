@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.errors import BadInput
+from evalkit.leaderboard.cache import StatsCache, digest, values_digest
 from evalkit.leaderboard.collect import Mismatch, Row, comparability_key, describe_difference
 from evalkit.leaderboard.config import BoardConfig
 from evalkit.leaderboard.stats import (
@@ -239,12 +240,17 @@ def _baselines(cfg: BoardConfig, rows: list[Row], notes: list[str]) -> dict[str,
     return {r.key: (None if r.key == hits[0].key else hits[0].key) for r in rows}
 
 
-def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
-    """Compute every cell, test and the rank score of `rows` under `cfg`."""
+def build_board(cfg: BoardConfig, rows: list[Row], cache: StatsCache | None = None) -> Board:
+    """Compute every cell, test and the rank score of `rows` under `cfg`.
+
+    With `cache` (`evalkit.leaderboard.cache`), per-sample values, bootstrap replicates and
+    paired tests are looked up by content before being computed; the board is the same.
+    """
     import numpy as np
 
     from evalkit.metrics import resample_weights
 
+    stash = _Stash(cache or StatsCache(None))
     notes: list[str] = []
     columns = _columns(cfg, rows, notes)
     baselines = _baselines(cfg, rows, notes)
@@ -258,8 +264,7 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
     def get_ps(r: Row, col: Column) -> SampleValues | None:
         k = (r.key, col.task, col.metric)
         if k not in samples:
-            samples[k], why_not[k] = sample_values(col.metric, r.summaries[col.task],
-                                                   r.samples(col.task), col.sample_key)
+            samples[k], why_not[k] = stash.values(r, col)
         return samples[k]
 
     def get_reps(r: Row, col: Column, cell: Cell) -> Any:
@@ -268,15 +273,23 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
             ps = get_ps(r, col)
             if ps is not None:
                 n = len(ps.ids)
-                if (col.task, n) not in weights:
-                    # with the bootstrap test, its draws (sacrebleu's) are also the replicates
-                    # behind CIs and the rank score: each resampled score is computed once
-                    # as floats once: every product with them would convert the counts anew
-                    weights[(col.task, n)] = (
-                        bootstrap_counts(n, cfg.n_test_samples, cfg.test_seed)
-                        if cfg.test == "bs" else resample_weights(n, cfg.resamples, cfg.seed)
-                    ).astype(np.float64)
-                reps[k] = _replicates(ps, weights[(col.task, n)])
+
+                def draw() -> Any:
+                    if (col.task, n) not in weights:
+                        # with the bootstrap test, its draws (sacrebleu's) are also the
+                        # replicates behind CIs and the rank score: each resampled score is
+                        # computed once; as floats once: every product with them would
+                        # convert the counts anew
+                        weights[(col.task, n)] = (
+                            bootstrap_counts(n, cfg.n_test_samples, cfg.test_seed)
+                            if cfg.test == "bs" else resample_weights(n, cfg.resamples,
+                                                                      cfg.seed)
+                        ).astype(np.float64)
+                    return _replicates(ps, weights[(col.task, n)])
+
+                spec = (("bs", n, cfg.n_test_samples, cfg.test_seed) if cfg.test == "bs"
+                        else ("multinomial", n, cfg.resamples, cfg.seed))
+                reps[k] = stash.replicates(ps, spec, draw)
             else:  # unpaired fallback from the summary's SE / CI
                 seed = cfg.seed + zlib.crc32(f"{r.key}|{col.id}".encode())
                 reps[k] = normal_replicates(r.summaries[col.task].metrics.get(col.metric, {}),
@@ -337,17 +350,24 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
                 cell.test_note = "not tested: different samples"
                 continue
             ra, rb = get_reps(r, col, cell), get_reps(base, col, bcell)
-            res: TestResult | None
-            if a.kind == "mt" and cfg.test == "bs":
-                va, vb = corpus_score(col.metric, a.values), corpus_score(col.metric, b.values)
-                res = TestResult(va - vb, bs_p_value(ra, rb, abs(vb - va)),
-                                 f"sacrebleu-paired-bs-{cfg.n_test_samples}")
-            elif a.kind == "ratio":
-                res = _ratio_test(a, b, ra, rb, cfg.test, cfg.n_test_samples, cfg.test_seed)
-            else:
+
+            def test(a: SampleValues = a, b: SampleValues = b, ra: Any = ra, rb: Any = rb,
+                     metric: str = col.metric) -> TestResult:
+                if a.kind == "mt" and cfg.test == "bs":
+                    va = corpus_score(metric, a.values)
+                    vb = corpus_score(metric, b.values)
+                    return TestResult(va - vb, bs_p_value(ra, rb, abs(vb - va)),
+                                      f"sacrebleu-paired-bs-{cfg.n_test_samples}")
+                if a.kind == "ratio":
+                    return _ratio_test(a, b, ra, rb, cfg.test, cfg.n_test_samples,
+                                       cfg.test_seed)
                 res = paired_test(_as_per_sample(a), _as_per_sample(b), cfg.test,
                                   cfg.n_test_samples, cfg.test_seed)
                 assert res is not None  # same ids checked above
+                return res
+
+            # the bs test's draws are the replicates': `ra`/`rb` follow from the same key
+            res = stash.test(a, b, (cfg.test, cfg.n_test_samples, cfg.test_seed), test)
             cell.delta, cell.p_value, cell.test_method = res.delta, res.p_value, res.method
             d = ra - rb
             d = d[~np.isnan(d)]
@@ -380,6 +400,74 @@ def build_board(cfg: BoardConfig, rows: list[Row]) -> Board:
             notes.append(f"{next(r.label for r in rows if r.key == key)}: rank score over "
                          f"{rs.n_tasks} of {n_ranked} tasks")
     return Board(cfg, columns, rows, cells, baselines, rank, mismatches, notes)
+
+
+class _Stash:
+    """`build_board`'s content-keyed look-ups in a `StatsCache` (see its module)."""
+
+    def __init__(self, cache: StatsCache) -> None:
+        self.cache = cache
+        self._digests: dict[int, str] = {}
+
+    def _digest(self, sv: SampleValues) -> str:
+        if id(sv) not in self._digests:
+            self._digests[id(sv)] = values_digest(sv)
+        return self._digests[id(sv)]
+
+    def values(self, r: Row, col: Column) -> tuple[SampleValues | None, str]:
+        """`sample_values` of a row's column, from the cache when its records are unchanged."""
+        summary = r.summaries[col.task]
+        if self.cache.root is None:
+            return sample_values(col.metric, summary, r.samples(col.task), col.sample_key)
+        sha = r.samples_sha256(col.task)
+        key = digest(("sample_values", sha, summary.model_dump_json(), col.metric,
+                      col.sample_key))
+        got = self.cache.get("values", key)
+        if got is not None:
+            if "why" in got:
+                return None, str(got["why"])
+            ids = str(got["ids"])
+            return SampleValues(col.metric, str(got["kind"]),
+                                tuple(ids.split("\n")) if ids else (), got["values"],
+                                float(got["scale"]), got.get("den"), str(got["source"])), ""
+        sv, why = sample_values(col.metric, summary, r.samples(col.task), col.sample_key)
+        if sv is None:
+            self.cache.put("values", key, {"why": why})
+            return sv, why
+        if any("\n" in i for i in sv.ids):  # not storable as one joined string
+            return sv, why
+        import numpy as np
+
+        entry = {"kind": sv.kind, "ids": "\n".join(sv.ids), "values": np.asarray(sv.values),
+                 "scale": float(sv.scale), "source": sv.source}
+        if sv.den is not None:
+            entry["den"] = np.asarray(sv.den)
+        self.cache.put("values", key, entry)
+        return sv, why
+
+    def replicates(self, sv: SampleValues, spec: tuple[Any, ...], compute: Any) -> Any:
+        """Bootstrap replicates of `sv` under the resampling `spec`."""
+        key = digest(("replicates", self._digest(sv), *spec))
+        got = self.cache.get("reps", key)
+        if got is not None:
+            return got["reps"]
+        reps = compute()
+        import numpy as np
+
+        self.cache.put("reps", key, {"reps": np.asarray(reps)})
+        return reps
+
+    def test(self, a: SampleValues, b: SampleValues, spec: tuple[Any, ...], compute: Any
+             ) -> TestResult:
+        """The paired test of `a` against baseline `b` (`spec`: test, resamples, seed)."""
+        key = digest(("paired_test", self._digest(a), self._digest(b), *spec))
+        got = self.cache.get("test", key)
+        if got is not None:
+            return TestResult(float(got["delta"]), float(got["p_value"]), str(got["method"]))
+        res = compute()
+        self.cache.put("test", key, {"delta": float(res.delta), "p_value": float(res.p_value),
+                                     "method": res.method})
+        return res
 
 
 def _as_per_sample(v: SampleValues) -> PerSample:

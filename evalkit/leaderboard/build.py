@@ -15,6 +15,21 @@ Where boards live (decided here; the README's leaderboard section describes it):
 each board whose tasks overlap the run's tasks, and, when any of the run's tasks is on no
 configured board, the catch-all ``all`` board (every task and metric under the run root).
 `evalkit leaderboard DIR` with no config builds ``all`` on demand.
+
+Keeping the per-run refresh cheap:
+
+* Statistics are cached by content in ``<board dir>/.cache/`` (`evalkit.leaderboard.cache`):
+  a refresh parses only the sample records whose bytes changed and recomputes only the
+  bootstrap replicates and paired tests that touch them; the board is the same as a full
+  rebuild's (a test compares them). `evalkit run` and `evalkit leaderboard` use the cache;
+  `generate` without ``cache=True`` (the benchmarks' old path) computes everything.
+* Plots are drawn on demand, never on a run's critical path: `update_for_run` writes the
+  tables and pages without plots, removes the board's earlier plots (they would show older
+  numbers) and says in the board's notes which command draws them; `evalkit leaderboard`
+  draws them (as does `draw_plots`, which `evalkit run --wandb-project` calls for the pages
+  it logs). A background drawer was not chosen: it would outlive the command that started
+  it, race the next run's refresh, and leave callers unsure when a board is complete.
+  The HTML references only plots written by the same build.
 """
 
 from __future__ import annotations
@@ -33,11 +48,17 @@ from evalkit.records import RunSummary, write_text_atomic
 ALL_BOARD = "all"
 
 
-def write_board(board: Board, out_dir: Path, view_dir: Path | None = None) -> list[Path]:
+PLOT_FILES = ("metrics.png", "metrics.svg", "deltas.png", "deltas.svg")
+
+
+def write_board(board: Board, out_dir: Path, view_dir: Path | None = None,
+                draw: bool | None = None) -> list[Path]:
     """Write every format of `board` into `out_dir`; returns the files written.
 
     With `view_dir` (where `evalkit view` writes the run's sample pages) each HTML cell links,
-    by a relative path, to the samples of its variant × task.
+    by a relative path, to the samples of its variant × task. `draw`: draw the plots
+    (default: the config's ``plots``); False, for a board whose config wants plots, removes
+    the earlier ones and notes how to draw them.
     """
     import os
     from urllib.parse import quote
@@ -55,7 +76,13 @@ def write_board(board: Board, out_dir: Path, view_dir: Path | None = None) -> li
     out_dir.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     plots: list[Path] = []
-    if board.config.plots and board.rows:
+    if draw is False and board.config.plots and board.rows:
+        for name in PLOT_FILES:  # drawn from older records: never shown beside new numbers
+            (out_dir / "plots" / name).unlink(missing_ok=True)
+        board.notes.append("plots are not drawn by `evalkit run` (it keeps the refresh "
+                           f"fast): `{_rebuild_command(board)}` draws them (RUN_DIR: the "
+                           "run's --out folder)")
+    elif board.config.plots and board.rows:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
@@ -100,8 +127,19 @@ def _as_json(board: Board) -> dict:
             "mismatches": [m.__dict__ for m in board.mismatches], "notes": board.notes}
 
 
-def generate(runs: Sequence[Path], config: BoardConfig | None, out_dir: Path) -> Board:
-    """Build one board from run roots / variant dirs (every task found when `config` is None)."""
+def _rebuild_command(board: Board) -> str:
+    # no machine path: the pages are publishable
+    return "evalkit leaderboard RUN_DIR" + ("" if board.config.name == ALL_BOARD
+                                            else f" -c {board.config.name}")
+
+
+def generate(runs: Sequence[Path], config: BoardConfig | None, out_dir: Path, *,
+             plots: bool | None = None, cache: bool = False) -> Board:
+    """Build one board from run roots / variant dirs (every task found when `config` is None).
+
+    `plots`: `write_board`'s `draw`. `cache`: look statistics up in, and store them to,
+    ``<out_dir>/.cache/`` (callers hold the boards lock).
+    """
     if config is None:
         rows = load_rows(runs)
         tasks: list[str] = []
@@ -115,12 +153,16 @@ def generate(runs: Sequence[Path], config: BoardConfig | None, out_dir: Path) ->
         config = auto_config(ALL_BOARD, sorted(tasks))
     else:
         rows = load_rows(runs, config.task_names)
-    board = build_board(config, rows)
+    from evalkit.leaderboard.cache import CACHE_DIR, StatsCache
+
+    stats = StatsCache(Path(out_dir) / CACHE_DIR if cache else None)
+    board = build_board(config, rows, stats)
     first = Path(runs[0])
     root = first.parent if (first / "summary.jsonl").is_file() else first
     from evalkit.leaderboard.render import VIEW_DIR
 
-    write_board(board, out_dir, root / VIEW_DIR)
+    write_board(board, out_dir, root / VIEW_DIR, plots)
+    stats.prune()
     return board
 
 
@@ -150,9 +192,33 @@ def update_for_run(out: Path, summaries: list[RunSummary]) -> list[Path]:
     for name, cfg in targets:
         try:
             with exclusive(boards_lock(out), what=f"the boards of {out}"):
-                generate([out], cfg, out / "leaderboards" / name)
+                generate([out], cfg, out / "leaderboards" / name, plots=False, cache=True)
             written.append(out / "leaderboards" / name / "index.html")
         except (EvalkitError, OSError) as exc:
             print(f"evalkit: warning: leaderboard {name!r} not updated: {exc} "
                   f"(rebuild with `evalkit leaderboard {out}`)", file=sys.stderr)
     return written
+
+
+def draw_plots(out: Path, pages: Sequence[Path]) -> None:
+    """Rebuild the boards of `pages` (``<out>/leaderboards/<board>/index.html``, as
+    `update_for_run` returns them) with their plots, from the statistics cache.
+
+    The board's config is the one its ``board.json`` records. Problems are warnings: the
+    tables are already written.
+    """
+    from evalkit.errors import EvalkitError
+
+    out = Path(out)
+    for page in pages:
+        board_dir = Path(page).parent
+        try:
+            doc = json.loads((board_dir / "board.json").read_text(encoding="utf-8"))
+            cfg = BoardConfig.model_validate(doc["config"])
+            if not cfg.plots:
+                continue
+            with exclusive(boards_lock(out), what=f"the boards of {out}"):
+                generate([out], cfg, board_dir, cache=True)
+        except (EvalkitError, OSError, ValueError, KeyError) as exc:
+            print(f"evalkit: warning: plots of {board_dir.name!r} not drawn: {exc} "
+                  f"(draw them with `evalkit leaderboard {out}`)", file=sys.stderr)

@@ -62,7 +62,7 @@ def leaderboard(
 
     ensure_writable_dir(target)
     with exclusive(boards_lock(root), what=f"the boards of {root}"):
-        board = generate(paths, cfg, target)
+        board = generate(paths, cfg, target, cache=True)
     n_flag = len(board.mismatches)
     typer.echo(f"{board.config.name}: {len(board.rows)} models × {len(board.columns)} columns"
                f" → {target}/index.html" + (f" ({n_flag} mismatched cells flagged)"

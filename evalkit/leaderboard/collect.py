@@ -33,6 +33,8 @@ class Row:
     summaries: dict[str, RunSummary] = field(default_factory=dict)
     label: str = ""
     _samples: dict[str, list[SampleRecord] | None] = field(default_factory=dict, repr=False)
+    #: task -> (SHA-256 of the sample-record file, its bytes until parsed) or None (no file)
+    _raw: dict[str, tuple[str, bytes | None] | None] = field(default_factory=dict, repr=False)
 
     @property
     def is_base(self) -> bool:
@@ -40,15 +42,39 @@ class Row:
         return self.adapter is None and not self.key.endswith("-merged") and \
             "-merged-" not in self.key
 
+    def samples_sha256(self, task: str) -> str | None:
+        """SHA-256 of this row's sample-record file of `task` (None when it is missing).
+
+        The bytes hashed are the bytes `samples` then parses, so a file replaced in between
+        can never be cached under the other content's hash.
+        """
+        if task not in self._raw:
+            import hashlib
+
+            from evalkit.records import samples_path
+
+            try:
+                data = samples_path(self.run_dir, task).read_bytes()
+            except FileNotFoundError:
+                self._raw[task] = None
+            else:
+                self._raw[task] = (hashlib.sha256(data).hexdigest(), data)
+        got = self._raw[task]
+        return got[0] if got is not None else None
+
     def samples(self, task: str) -> list[SampleRecord] | None:
         """This row's sample records of `task` (cached), or None when the file is missing."""
         if task not in self._samples:
             from evalkit.records import read_sample_records
 
+            raw = self._raw.get(task)
             try:
-                self._samples[task] = read_sample_records(self.run_dir, task)
+                self._samples[task] = read_sample_records(
+                    self.run_dir, task, raw[1] if raw is not None else None)
             except FileNotFoundError:
                 self._samples[task] = None
+            if raw is not None:
+                self._raw[task] = (raw[0], None)  # parsed: the bytes are no longer needed
         return self._samples[task]
 
     def meta(self) -> dict[str, Any]:
@@ -119,6 +145,7 @@ def load_rows(paths: Sequence[Path], tasks: Sequence[str] | None = None) -> list
                 if old is not None and row.run_dir != d:
                     row.run_dir = d  # newest records of this variant live here
                     row._samples.clear()
+                    row._raw.clear()
     _label(list(rows.values()))
     return sorted(rows.values(), key=lambda r: (r.model, r.adapter is not None, r.key))
 

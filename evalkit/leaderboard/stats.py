@@ -181,13 +181,27 @@ def bootstrap_counts(n: int, samples: int, seed: int | None) -> Any:
 
     Row b counts how often each segment is drawn in resample b, so ``counts @ stats`` gives
     every resample's summed statistics in one product (the same sums as sacrebleu's indexing).
+    The last two seeded matrices are kept (read-only): a board draws the same one for its
+    replicates and again for each per-sample test of a task.
     """
     import numpy as np
 
+    key = (n, samples, seed)
+    if seed is not None and key in _COUNTS:
+        return _COUNTS[key]
     rng = np.random.default_rng(seed)
     idxs = rng.choice(n, size=(samples, n), replace=True)
     flat = (idxs + np.arange(samples)[:, None] * n).ravel()
-    return np.bincount(flat, minlength=samples * n).reshape(samples, n)
+    counts = np.bincount(flat, minlength=samples * n).reshape(samples, n)
+    if seed is not None:
+        counts.flags.writeable = False
+        _COUNTS[key] = counts
+        while len(_COUNTS) > 2:
+            del _COUNTS[next(iter(_COUNTS))]
+    return counts
+
+
+_COUNTS: dict[tuple[int, int, int | None], Any] = {}
 
 
 def mt_paired_test(metric: str, sys_stats: Any, base_stats: Any, test: str = "bs",
