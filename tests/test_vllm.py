@@ -182,7 +182,7 @@ def test_data_parallel_replicas_keep_the_adapter(hf, tiny_model: Path,  # noqa: 
         dp.close()
 
 
-# every task family of the other issues; `ifjudge` is left out because it needs a judge model
+# every task family; `ifjudge` is left out because it needs a judge model
 TASK_FAMILIES = ["flores:eng_Latn-nob_Latn", "ifeval:en", "ifeval:eu", "safety:en", "safety:eu",
                  "xstest:en", "summ:nob", "rc:nob", "nb_parse", "ppl:nob", "scala:nob",
                  "bl2mp:eus"]
