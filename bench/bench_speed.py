@@ -375,13 +375,13 @@ def mode_ci(s: Setup) -> dict[str, Any]:
 def mode_threads(s: Setup) -> dict[str, Any]:
     code = (
         "import evalkit, json, sys, time, torch\n"
-        "from evalkit.backends.base import BackendConfig\n"
+        "from evalkit.backends.base import HFConfig\n"
         "from evalkit.backends.hf import HFBackend\n"
         "from evalkit.prompts import translation_prompt\n"
         "from evalkit.types import GenRequest\n"
         "from evalkit.tasks.flores import GEN\n"
         "model, mode, src = sys.argv[1], sys.argv[2], json.loads(sys.stdin.read())\n"
-        "b = HFBackend(BackendConfig(model=model))\n"
+        "b = HFBackend(HFConfig(model=model))\n"
         "if mode != 'measured':\n"
         "    b._threads = None; torch.set_num_threads(int(mode))\n"
         "reqs = [GenRequest(translation_prompt('eng_Latn', 'nob_Latn', x), GEN) for x in src]\n"

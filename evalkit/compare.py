@@ -189,7 +189,7 @@ def resolve_variant(path: Path) -> Path:
 
 
 def _label(s: Any) -> str:
-    from evalkit.leaderboard.board import public_name
+    from evalkit.leaderboard.labels import public_name
 
     name = public_name(s.model)
     if s.adapter:
@@ -203,9 +203,9 @@ def compare_dirs(a_dir: Path, b_dir: Path, tasks: Sequence[str] | None = None, *
     """Compare variant directories `a_dir` (reference) and `b_dir` on their common tasks."""
     import numpy as np
 
-    from evalkit.leaderboard.board import is_breakdown, metric_label
     from evalkit.leaderboard.collect import comparability_key, describe_difference
     from evalkit.leaderboard.config import declared_sample_keys
+    from evalkit.leaderboard.labels import is_breakdown, metric_label
     from evalkit.leaderboard.values import sample_values
     from evalkit.records import read_sample_records, read_summaries
 
@@ -296,7 +296,7 @@ def compare_dirs(a_dir: Path, b_dir: Path, tasks: Sequence[str] | None = None, *
 # ---------------------------------------------------------------------------------------------
 
 def _f(v: float | None, ref: float | None = None) -> str:
-    from evalkit.leaderboard.board import fmt
+    from evalkit.leaderboard.labels import fmt
 
     if v is None:
         return "—"

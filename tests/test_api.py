@@ -74,3 +74,24 @@ def test_markdown_format_pastes_the_same_numbers(tiny_model: Path, tmp_path: Pat
     bad = subprocess.run([*base, "--out", str(tmp_path / "c"), "--format", "yaml"],
                          capture_output=True, text=True, timeout=600, env=env)
     assert bad.returncode == 2 and "--format" in bad.stderr
+
+
+def test_readme_python_example_runs(tmp_path: Path, data_dir: Path) -> None:
+    """The README's API example, verbatim, in a fresh folder: it runs and its frames hold the
+    run's rows."""
+    pytest.importorskip("pandas")
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    code = next(m.group(1) for m in re.finditer(r"```python\n(.*?)```", readme, re.S)
+                if "evalkit.evaluate" in m.group(1))
+    code = "\n".join(line.strip() for line in code.splitlines())  # the block is indented
+    probe = code + ("\nimport json\nprint(json.dumps([len(res.to_pandas()), "
+                    "len(res.samples('flores:eng_Latn-nob_Latn'))]))\n")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600,
+                          env={**os.environ, "EVALKIT_DATA_DIR": str(data_dir)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    n_rows, n_samples = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert n_rows >= 4 and n_samples == 20
+    assert (tmp_path / "runs").is_dir()

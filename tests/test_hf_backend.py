@@ -34,6 +34,25 @@ def test_greedy_is_independent_of_batching(backend) -> None:  # noqa: ANN001
     assert [together[i].texts for i in range(4)] == [alone[i].texts for i in range(4)]
 
 
+def test_prompt_beyond_the_positions_is_cut_from_the_left(backend, capsys) -> None:  # noqa: ANN001
+    long = " ".join(["Jeg liker kaffe om morgenen og kvelden"] * 12)
+    ids = backend.tokenizer(long)["input_ids"]
+    cfg = backend.model.config
+    old = cfg.max_position_embeddings
+    cfg.max_position_embeddings = len(ids) // 2 + 10  # room for half the prompt + 10 tokens
+    try:
+        (_, g), = backend.generate([GenRequest(long, GenParams(max_new_tokens=10),
+                                               want_token_ids=True)])
+    finally:
+        cfg.max_position_embeddings = old
+    keep = len(ids) // 2
+    assert list(g.prompt_token_ids) == ids[-keep:]
+    assert "1 prompt(s) left no room" in capsys.readouterr().err
+    (_, whole), = backend.generate([GenRequest(long, GenParams(max_new_tokens=10),
+                                               want_token_ids=True)])
+    assert list(whole.prompt_token_ids) == ids  # within the positions: untouched
+
+
 def test_n_samples_and_seed(backend) -> None:  # noqa: ANN001
     p = GenParams(max_new_tokens=12, temperature=1.0, n=4, seed=7)
     (_, a), = backend.generate([GenRequest("Hei", p)])

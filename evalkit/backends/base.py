@@ -8,6 +8,7 @@ so one engine can serve several LoRA adapters of one base in a single pass.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
@@ -96,6 +97,24 @@ class Backend(Protocol):
     def close(self) -> None:
         """Free the model and its (GPU) memory."""
         ...
+
+
+def fit_positions(ids: list[int], max_new: int, positions: int | None) -> list[int]:
+    """A prompt's token ids cut from the left so that `max_new` new tokens fit in the model's
+    `positions`, as lm-eval's hf backend does (a model would otherwise generate past the
+    positions it was trained on, or the engine refuse); unchanged when they fit."""
+    if not positions:
+        return ids
+    keep = max(positions - max_new, 1)
+    return ids[-keep:] if len(ids) > keep else ids
+
+
+def warn_cut(n: int, positions: int | None) -> None:
+    """Tell the user how many prompts `fit_positions` cut (nothing when none)."""
+    if n:
+        print(f"evalkit: warning: {n} prompt(s) left no room for their new tokens within the "
+              f"model's {positions} positions and were cut from the left, as lm-eval does; "
+              "lower --max-new-tokens to keep more of them", file=sys.stderr, flush=True)
 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.backends.base import HFConfig, truncate_at_stop
+from evalkit.backends.base import HFConfig, fit_positions, truncate_at_stop, warn_cut
 from evalkit.errors import BadInput, load_or_explain
 from evalkit.types import Generation, GenParams, GenRequest, LoglikRequest, LoglikResult
 
@@ -154,6 +154,10 @@ class HFBackend:
                 raise BadInput(f"--max-model-len {cap}: a prompt of {longest} tokens plus "
                                f"{params.max_new_tokens} new tokens does not fit; raise "
                                "--max-model-len or lower --max-new-tokens")
+            positions = getattr(self.model.config, "max_position_embeddings", None)
+            fitted = [fit_positions(e, params.max_new_tokens, positions) for e in enc]
+            warn_cut(sum(a is not b for a, b in zip(fitted, enc)), positions)
+            enc = fitted
             plan.append((adapter, params, special,
                          [_Row(i, k, e) for i, e in zip(idxs, enc) for k in range(params.n)]))
         ch = Channel()

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.backends.base import VLLMConfig, truncate_at_stop
+from evalkit.backends.base import VLLMConfig, fit_positions, truncate_at_stop, warn_cut
 from evalkit.backends.replicas import Replicas
 from evalkit.errors import BadInput
 from evalkit.lora import merge_adapter
@@ -268,16 +268,19 @@ class VLLMBackend:
 
         cache: dict[GenParams, Any] = {}
         prompts, params, loras = [], [], []
+        cut = 0
         for r in requests:
             if r.params not in cache:
                 # vLLM detokenises only to find stop strings; texts come from hf's decode
                 # below, so they are byte-identical to the hf backend's.
                 cache[r.params] = SamplingParams(**sampling_kwargs(
                     r.params, detokenize=bool(r.params.stop)))
-            prompts.append(self.tokenizer(r.prompt, add_special_tokens=r.add_special_tokens)
-                           ["input_ids"])
+            ids = self.tokenizer(r.prompt, add_special_tokens=r.add_special_tokens)["input_ids"]
+            prompts.append(fit_positions(ids, r.params.max_new_tokens, self.max_model_len))
+            cut += prompts[-1] is not ids
             params.append(cache[r.params])
             loras.append(self._lora(r.adapter))
+        warn_cut(cut, self.max_model_len)
         results: dict[int, Generation] = {}
         for i, out in self._stream(prompts, params, loras):
             gen = self._to_generation(out, requests[i].params,

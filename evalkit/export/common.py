@@ -36,8 +36,8 @@ def finite(v: Any) -> float | None:
 def per_item(row: Any, task: str) -> dict[str, dict[str, float | None]]:
     """metric → sample id → the sample's own value, for every summary metric (breakdowns and
     corpus-level sacrebleu scores excepted) whose per-sample values the records give."""
-    from evalkit.leaderboard.board import is_breakdown
     from evalkit.leaderboard.config import declared_sample_keys
+    from evalkit.leaderboard.labels import is_breakdown
     from evalkit.leaderboard.values import sample_values
 
     s = row.summaries[task]

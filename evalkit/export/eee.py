@@ -55,7 +55,7 @@ def _strings(d: dict[str, Any]) -> dict[str, str]:
 
 def _model_id(row: Any) -> tuple[str, str]:
     """(model id in hub form, developer): hub ids as given, local checkpoints ``local/…``."""
-    from evalkit.leaderboard.board import public_name
+    from evalkit.leaderboard.labels import public_name
 
     name = public_name(row.model)
     dev = name.split("/", 1)[0] if "/" in name else "local"
@@ -66,7 +66,7 @@ def _model_id(row: Any) -> tuple[str, str]:
 
 
 def _metric_config(metric: str, m: dict[str, Any]) -> dict[str, Any]:
-    from evalkit.leaderboard.board import METRIC_DOCS, metric_label
+    from evalkit.leaderboard.labels import METRIC_DOCS, metric_label
 
     head = metric.split(":", 1)[0].split("/", 1)[0].split("[", 1)[0]
     cfg: dict[str, Any] = {"metric_id": f"evalkit.{metric}", "metric_name": metric_label(metric),

@@ -61,7 +61,7 @@ def _gen_kwargs(s: Any) -> dict[str, Any]:
 
 def results_doc(row: Any, tasks: list[str]) -> dict[str, Any]:
     """The ``results_*.json`` document of one variant."""
-    from evalkit.leaderboard.board import public_name
+    from evalkit.leaderboard.labels import public_name
     from evalkit.records import task_file_name
 
     results: dict[str, Any] = {}

@@ -38,8 +38,8 @@ def log_run(summaries: Sequence[Any], out: Path, project: str,
     wandb = _wandb()
     from evalkit.compare import compare_dirs
     from evalkit.export.common import outputs_text, per_item, reference_text
-    from evalkit.leaderboard.board import metric_label, public_name
     from evalkit.leaderboard.collect import load_rows
+    from evalkit.leaderboard.labels import metric_label, public_name
     from evalkit.view.build import explain
 
     out = Path(out)

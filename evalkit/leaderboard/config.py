@@ -46,7 +46,7 @@ class TaskColumn(BaseModel):
     #: metric -> per-sample score key, where a task stores a metric's per-sample values under
     #: another name (safety: gated_safe_rate <- "gated"); default: the metric's own name
     sample_keys: dict[str, str] = {}
-    #: metric -> column heading (default: `evalkit.leaderboard.board.metric_label`)
+    #: metric -> column heading (default: `evalkit.leaderboard.labels.metric_label`)
     metric_labels: dict[str, str] = {}
 
 

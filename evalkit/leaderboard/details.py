@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from evalkit.leaderboard.board import public_name
 from evalkit.leaderboard.collect import Row
+from evalkit.leaderboard.labels import public_name
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -18,7 +18,8 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from evalkit.leaderboard.board import Board, Cell, Column, fmt
+from evalkit.leaderboard.board import Board, Cell, Column
+from evalkit.leaderboard.labels import fmt
 
 #: where `evalkit view` writes its pages, relative to a run root; boards link there
 VIEW_DIR = "view"

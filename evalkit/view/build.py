@@ -178,8 +178,8 @@ def _sentence_scores(metric: str, records: Sequence[Any]) -> list[float | None] 
 
 def _metrics_of(task: str, rows: list[Any]) -> list[dict[str, Any]]:
     """Per-sample metrics shown for a task: [{id, label, hib, per variant key: {id: value}}]."""
-    from evalkit.leaderboard.board import is_breakdown, metric_label
     from evalkit.leaderboard.config import declared_sample_keys
+    from evalkit.leaderboard.labels import is_breakdown, metric_label
     from evalkit.leaderboard.values import sample_values
     from evalkit.mt_metrics import SPECS
 
@@ -241,7 +241,7 @@ def _outputs(outs: list[dict[str, Any]]) -> list[str]:
 
 def task_doc(task: str, rows: list[Any]) -> dict[str, Any]:
     """The JSON document one task page renders."""
-    from evalkit.leaderboard.board import is_breakdown, metric_label
+    from evalkit.leaderboard.labels import is_breakdown, metric_label
 
     present = [r for r in rows if task in r.summaries]
     metrics = _metrics_of(task, present)
@@ -295,7 +295,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def _index(rows: list[Any], tasks: list[str], board_links: dict[str, str]) -> str:
-    from evalkit.leaderboard.board import fmt, metric_label
+    from evalkit.leaderboard.labels import fmt, metric_label
     from evalkit.view.page import CSS
 
     e = html.escape
