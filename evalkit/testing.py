@@ -88,3 +88,13 @@ def build_tiny_adapter(model_dir: Path, out_dir: Path, *, r: int = 4, seed: int 
                 p.normal_(0.0, scale)
     model.save_pretrained(str(out_dir))
     return Path(out_dir)
+
+
+def error_lines(stderr: str) -> list[str]:
+    """A command's stderr without blank lines, warnings and progress lines
+    (``evalkit: <stage> n/m (...)``): what is left is what the user is told went wrong."""
+    import re
+
+    progress = re.compile(r"^evalkit: .+ \d+/\d+ \(.*\)$")
+    return [x for x in stderr.splitlines()
+            if x.strip() and not x.startswith("evalkit: warning:") and not progress.match(x)]

@@ -43,7 +43,9 @@ def test_tasks_lists_families_without_importing_them() -> None:
 
 def _one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
-    lines = [x for x in res.stderr.strip().splitlines() if x.strip()]
+    from evalkit.testing import error_lines
+
+    lines = error_lines(res.stderr)
     assert len(lines) == 1, res.stderr
     assert lines[0].startswith("evalkit: error:")
     assert "Traceback" not in res.stderr

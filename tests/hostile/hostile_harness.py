@@ -35,12 +35,9 @@ class Result:
     @property
     def error_lines(self) -> list[str]:
         """stderr lines that are not warnings or progress lines."""
-        import re
+        from evalkit.testing import error_lines
 
-        progress = re.compile(r"^evalkit: .+ \d+/\d+ \(.*\)$")
-        return [x for x in self.err.splitlines()
-                if x.strip() and not x.startswith("evalkit: warning:")
-                and not progress.match(x)]
+        return error_lines(self.err)
 
 
 def call(args: list[str], cwd: Path) -> Result:
