@@ -306,8 +306,9 @@ def _adapters(s: Setup, k: int) -> list[str]:
 
 def mode_scaling(s: Setup) -> dict[str, Any]:
     res: dict[str, Any] = {"samples": [], "adapters": []}
+    parts = set(s.args.scaling_parts.split(","))
     for rep in range(s.args.scaling_reps):
-        for n in (100, 300, len(s.src)):
+        for n in ((100, 300, len(s.src)) if "samples" in parts else ()):
             row = {"rep": rep + 1, "n": n, "load": load()}
             ek, t = evalkit_flores(s, n, s.tmp / f"sc-ek-{n}-{rep}")
             row["load_lm_eval"] = load()
@@ -318,7 +319,7 @@ def mode_scaling(s: Setup) -> dict[str, Any]:
             res["samples"].append(row)
             print(json.dumps({"samples": row}), flush=True)
         n = s.args.adapter_sentences
-        for k in (1, 2, 4):
+        for k in ((1, 2, 4) if "adapters" in parts else ()):
             ads = _adapters(s, k)
             row = {"rep": rep + 1, "adapters": k, "n": n, "load": load()}
             ek, t = evalkit_flores(s, n, s.tmp / f"sc-ek-a{k}-{rep}", ads)
@@ -329,7 +330,8 @@ def mode_scaling(s: Setup) -> dict[str, Any]:
                 wall, le_texts = lmeval(s, s.flores_task(n), s.tmp / f"sc-le-a{k}-{j}-{rep}",
                                         peft=a)
                 le_total += wall
-                match = [name for name in by_adapter if name.endswith(_hash_suffix(a))]
+                match = [name for name in by_adapter
+                         if _variant_adapter(s.tmp / f"sc-ek-a{k}-{rep}" / name) == _hash(a)]
                 identical += same(by_adapter[match[0]], le_texts) if match else 0
             row.update(evalkit_s=round(ek, 2), lm_eval_s=round(le_total, 2),
                        ratio=round(ek / le_total, 3), identical=f"{identical}/{n * k}")
@@ -338,10 +340,18 @@ def mode_scaling(s: Setup) -> dict[str, Any]:
     return res
 
 
-def _hash_suffix(adapter_dir: str) -> str:
+def _hash(adapter_dir: str) -> str:
     from evalkit.models import resolve_adapters
 
-    return resolve_adapters([adapter_dir])[0].hash[:10]
+    return resolve_adapters([adapter_dir])[0].hash
+
+
+def _variant_adapter(variant_dir: Path) -> str | None:
+    """The adapter hash a variant directory's records were made with (run dirs are named by a
+    hash of model + adapter, so the records say which adapter it is)."""
+    from evalkit.records import read_summaries
+
+    return next((x.adapter_hash for x in read_summaries(variant_dir)), None)
 
 
 def mode_ci(s: Setup) -> dict[str, Any]:
@@ -537,6 +547,8 @@ def main() -> None:
     ap.add_argument("--lm-eval-batch", type=int, default=32)
     ap.add_argument("--ifeval-max-new", type=int, default=64)
     ap.add_argument("--scaling-reps", type=int, default=1)
+    ap.add_argument("--scaling-parts", default="samples,adapters",
+                    help="scaling mode: samples, adapters or both")
     ap.add_argument("--adapter-sentences", type=int, default=300)
     ap.add_argument("--board-sentences", type=int, default=1012)
     ap.add_argument("--board-reps", type=int, default=5)
