@@ -218,6 +218,9 @@ def main() -> None:
 
     usage_error, click_error, abort = _click_exceptions()
     signal.signal(signal.SIGTERM, _terminate)
+    # a command started in the background of a script inherits SIGINT ignored; `kill -INT`
+    # must still stop a run cleanly (finished work kept, exit 130)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         rc = app(standalone_mode=False)
     except EvalkitError as exc:
