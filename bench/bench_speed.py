@@ -8,8 +8,10 @@ Modes (one or more per invocation; each writes bench/out/speed-<mode>[-hog].json
   sides, greedy, ``--ifeval-max-new`` new tokens, prompts whose chat prompt plus that many
   tokens exceed the model's positions left out on both sides), each tool's whole CLI command
   timed, ``--pairs`` pairs per task, the order inside a pair alternating. Generations are
-  compared text by text. lm-eval 0.4 runs its hf backend with ``--batch_size 32`` (its default
-  is 1), its own thread defaults, dtype float32, from a local YAML task over the same data.
+  compared text by text. lm-eval 0.4 runs its hf backend with ``--batch_size 32`` (its
+  default is 1), its own thread defaults, dtype float32, from a local YAML task over the same
+  data. ``--also-transformers`` adds a third arm, rotating with the others: evalkit with
+  ``--engine transformers`` (transformers' model instead of the native Llama engine).
 * ``scaling`` — wall time vs sample count (FLORES, 100/300/1,012 sentences) and vs number of
   LoRA adapters (1, 2, 4; evalkit evaluates them in one pass with ``--no-base``, lm-eval needs
   one call per adapter, ``peft=``), interleaved, ``--scaling-reps`` repetitions.
@@ -202,9 +204,12 @@ class Setup:
 
 
 # -- one run of each tool ----------------------------------------------------------------------
-def evalkit_flores(s: Setup, n: int, out: Path, adapters: list[str] = ()) -> tuple[float, dict]:
+def evalkit_flores(s: Setup, n: int, out: Path, adapters: list[str] = (),
+                   engine: str | None = None) -> tuple[float, dict]:
     cmd = [str(BIN / "evalkit"), "run", s.model, "--tasks", FLORES_TASK, "--out", str(out),
            "--no-leaderboard", "--json", "--chat-template", "off"]
+    if engine:
+        cmd += ["--engine", engine]
     if n < len(s.src):
         cmd += ["--limit", str(n)]
     for a in adapters:
@@ -255,20 +260,25 @@ def mode_pairs(s: Setup) -> dict[str, Any]:
         rows = []
         for i in range(s.args.pairs):
             row: dict[str, Any] = {"pair": i + 1}
-            order = ("evalkit", "lm_eval") if i % 2 == 0 else ("lm_eval", "evalkit")
+            tools = ["evalkit", "lm_eval"] + (["evalkit_transformers"]
+                                              if s.args.also_transformers else [])
+            order = tools[i % len(tools):] + tools[:i % len(tools)]
             texts: dict[str, list[str]] = {}
             for tool in order:
                 out = s.tmp / f"{task}-{tool}-{i}"
                 row[f"load_{tool}"] = load()
                 n = min(s.args.flores_n, len(s.src))
-                if task == "flores" and tool == "evalkit":
-                    wall, t = evalkit_flores(s, n, out)
+                engine = "transformers" if tool == "evalkit_transformers" else None
+                if task == "flores" and tool.startswith("evalkit"):
+                    wall, t = evalkit_flores(s, n, out, engine=engine)
                     texts[tool] = [v for _, v in sorted(next(iter(t.values())).items())]
                 elif task == "flores":
                     wall, texts[tool] = lmeval(s, s.flores_task(n), out)
-                elif tool == "evalkit":
+                elif tool.startswith("evalkit"):
                     cmd = [str(BIN / "evalkit"), "run", s.model, "--tasks", ife_task, "--out",
                            str(out), "--no-leaderboard", "--json"]
+                    if engine:
+                        cmd += ["--engine", engine]
                     wall, _ = timed(cmd, ife_env)
                     by_id = next(iter(_evalkit_texts(out, ife_task).values()))
                     keys = [json.loads(x)["key"] for x in (ife_data / "ifeval" /
@@ -279,9 +289,21 @@ def mode_pairs(s: Setup) -> dict[str, Any]:
                 row[f"{tool}_s"] = round(wall, 2)
             row["ratio"] = round(row["evalkit_s"] / row["lm_eval_s"], 3)
             row["identical"] = f"{same(texts['evalkit'], texts['lm_eval'])}/{len(texts['evalkit'])}"
+            if "evalkit_transformers" in texts:
+                row["ratio_transformers_engine"] = round(
+                    row["evalkit_transformers_s"] / row["lm_eval_s"], 3)
+                row["identical_transformers_engine"] = (
+                    f"{same(texts['evalkit_transformers'], texts['lm_eval'])}/"
+                    f"{len(texts['evalkit_transformers'])}")
             rows.append(row)
             print(json.dumps({task: row}), flush=True)
         ratios = [r["ratio"] for r in rows]
+        if s.args.also_transformers:
+            tr = [r["ratio_transformers_engine"] for r in rows]
+            res.setdefault("transformers_engine", {})[task] = {
+                "median_ratio": statistics.median(tr), "min_ratio": min(tr),
+                "max_ratio": max(tr), "median_s": statistics.median(
+                    r["evalkit_transformers_s"] for r in rows)}
         res[task] = {"pairs": rows, "median_ratio": statistics.median(ratios),
                      "min_ratio": min(ratios), "max_ratio": max(ratios),
                      "median_evalkit_s": statistics.median(r["evalkit_s"] for r in rows),
@@ -546,6 +568,8 @@ def main() -> None:
     ap.add_argument("--hog", action="store_true")
     ap.add_argument("--lm-eval-batch", type=int, default=32)
     ap.add_argument("--ifeval-max-new", type=int, default=64)
+    ap.add_argument("--also-transformers", action="store_true",
+                    help="pairs mode: a third arm, evalkit with --engine transformers")
     ap.add_argument("--scaling-reps", type=int, default=1)
     ap.add_argument("--scaling-parts", default="samples,adapters",
                     help="scaling mode: samples, adapters or both")

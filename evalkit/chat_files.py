@@ -37,7 +37,7 @@ _PASSED = frozenset({"messages", "add_generation_prompt", "tools", "documents"})
 _VERSION_DEPENDENT = frozenset({"additional_special_tokens", "extra_special_tokens"})
 
 
-def _token_text(value: Any) -> str | None:
+def token_text(value: Any) -> str | None:
     """A special token's text from its serialised form (a string or an AddedToken dict)."""
     if isinstance(value, str):
         return value
@@ -46,7 +46,8 @@ def _token_text(value: Any) -> str | None:
     return None
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """The JSON value in `path`, or None when it is missing or not valid JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
@@ -58,15 +59,15 @@ def _special_tokens(config: dict[str, Any], model_dir: Path) -> dict[str, str]:
     raw: dict[str, Any] = dict(config)
     legacy = model_dir / "special_tokens_map.json"
     if "added_tokens_decoder" not in config and legacy.is_file():
-        extra = _read_json(legacy)
+        extra = read_json(legacy)
         if isinstance(extra, dict):
             raw.update({k: v for k, v in extra.items() if k != "extra_special_tokens"})
     if isinstance(raw.get("extra_special_tokens"), dict):
         raw.update(raw["extra_special_tokens"])  # model-specific named tokens
     out: dict[str, str] = {}
     for key, value in raw.items():
-        if key in SPECIAL_TOKEN_NAMES or (key.endswith("_token") and _token_text(value)):
-            text = _token_text(value)
+        if key in SPECIAL_TOKEN_NAMES or (key.endswith("_token") and token_text(value)):
+            text = token_text(value)
             if text is not None:
                 out[key] = text
     return out
@@ -181,7 +182,7 @@ def load(model_dir: Path | str) -> FileTokenizer | None:
     import jinja2
 
     d = Path(model_dir)
-    config = _read_json(d / "tokenizer_config.json")
+    config = read_json(d / "tokenizer_config.json")
     if not isinstance(config, dict) or not (d / "tokenizer.json").is_file():
         return None
     if str(config.get("tokenizer_class") or "").startswith("MistralCommon"):

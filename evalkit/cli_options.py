@@ -46,6 +46,7 @@ class RunOptions:
     enforce_eager: bool | None
     prefix_caching: bool | None
     max_lora_rank: int | None
+    engine: str | None
     option: list[str]
     leaderboard: bool
     as_json: bool
@@ -76,7 +77,7 @@ class RunOptions:
             "data_parallel_size": self.data_parallel_size,
             "gpu_memory_utilization": self.gpu_memory_utilization,
             "enforce_eager": self.enforce_eager, "enable_prefix_caching": self.prefix_caching,
-            "max_lora_rank": self.max_lora_rank}
+            "max_lora_rank": self.max_lora_rank, "engine": self.engine}
         return {k: v for k, v in opts.items() if v is not None}
 
     def run_config(self) -> dict[str, Any]:
@@ -167,6 +168,10 @@ _SPECS: dict[str, tuple[Any, Any]] = {
                                                     "(default: on).")),
     "max_lora_rank": (int | None, typer.Option(None, help="vLLM: override the LoRA rank "
                                                   "read from the adapters' configs.")),
+    "engine": (str | None, typer.Option(None, help="hf: auto | native | transformers — "
+                                       "native is evalkit's Llama forward pass, bitwise equal "
+                                       "to transformers and faster; auto uses it where it "
+                                       "applies (default: auto).")),
     "option": (list[str], typer.Option([], "--option", "-o", help="Task option KEY=VALUE "
                                        "(e.g. judge=rule).")),
     "leaderboard": (bool, typer.Option(True, help="Update the leaderboards the results "

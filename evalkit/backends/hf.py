@@ -40,10 +40,9 @@ class HFBackend:
 
     def __init__(self, config: HFConfig) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # evalkit draws its own progress bars
+        from evalkit.backends.hf_native import decline_reason
+
         self.config = config
         self._torch = torch
         if config.device == "auto":
@@ -63,18 +62,67 @@ class HFBackend:
                  "float16": torch.float16}.get(config.dtype)
         if dtype is None:  # auto: exact fp32 on CPU, bf16 on GPU
             dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        self.tokenizer = load_or_explain(lambda: AutoTokenizer.from_pretrained(config.model),
-                                         f"the tokenizer of {config.model}",
-                                         "re-save it with tokenizer.save_pretrained")
+        self._dtype = dtype
+        reason = None if config.engine == "transformers" else decline_reason(
+            config.model, adapters=bool(config.adapters))
+        if reason is None and config.engine == "auto" and self.device != "cpu":
+            reason = "its equality with transformers is tested on CPU only"  # GPU: opt in
+        if config.engine == "native" and reason is not None:
+            raise BadInput(f"--engine native cannot run {config.model}: {reason}; use "
+                           "--engine auto (transformers where native cannot)")
+        #: which forward pass generates: "native" (evalkit.backends.hf_native) or transformers
+        self.engine = "transformers" if reason is not None or config.engine == "transformers" \
+            else "native"
+        self.tokenizer = self._load_tokenizer()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._native: Any = None
+        self.model: Any = None
+        self._adapters: list[str] = []
+        if self.engine == "native":
+            from evalkit.backends.hf_native import LlamaEngine
+
+            self._native = load_or_explain(
+                lambda: LlamaEngine(torch, config.model, dtype, self.device),
+                f"the weights of {config.model}",
+                "check that config.json matches the weights")
+            self.max_positions = self._native.max_positions
+            self._gen_eos = self._native.eos_ids
+        else:
+            self._load_transformers_model()
+        self._threads = None
+        if self.device == "cpu" and torch.get_num_threads() > 1:
+            from evalkit.backends.hf_tuning import ThreadTuner
+
+            self._threads = ThreadTuner(torch, torch.get_num_threads())
+
+    def _load_tokenizer(self) -> Any:
+        from evalkit.backends.hf_native import FileTokenizer, plain_tokenizer
+
+        model = self.config.model
+        if self.engine == "native" and plain_tokenizer(model):
+            return load_or_explain(lambda: FileTokenizer(model), f"the tokenizer of {model}",
+                                   "re-save it with tokenizer.save_pretrained")
+        from transformers import AutoTokenizer
+
+        return load_or_explain(lambda: AutoTokenizer.from_pretrained(model),
+                               f"the tokenizer of {model}",
+                               "re-save it with tokenizer.save_pretrained")
+
+    def _load_transformers_model(self) -> None:
+        """The transformers model (+ peft adapters): the generating engine, or, next to the
+        native one, the log-likelihood engine (loaded on first use)."""
+        from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # evalkit draws its own progress bars
+        config = self.config
         model = load_or_explain(
-            lambda: AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype),
+            lambda: AutoModelForCausalLM.from_pretrained(config.model, dtype=self._dtype),
             f"the weights of {config.model}",
             "check that config.json matches the weights and that the architecture is one "
             "transformers knows")
-        self._adapters: list[str] = []
         if config.adapters:
             from peft import PeftModel
 
@@ -94,11 +142,11 @@ class HFBackend:
             else:
                 self._adapters = [n for n, _ in items]
         self.model = model.to(self.device).eval()
-        self._threads = None
-        if self.device == "cpu" and torch.get_num_threads() > 1:
-            from evalkit.backends.hf_tuning import ThreadTuner
-
-            self._threads = ThreadTuner(torch, torch.get_num_threads())
+        if self._native is None:
+            self.max_positions = getattr(self.model.config, "max_position_embeddings", None)
+            gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id",
+                              None)
+            self._gen_eos = set(gen_eos) if isinstance(gen_eos, (list, tuple)) else {gen_eos}
 
     # -- helpers ----------------------------------------------------------------------------
     def _activate(self, adapter: str | None):  # noqa: ANN202
@@ -154,7 +202,7 @@ class HFBackend:
                 raise BadInput(f"--max-model-len {cap}: a prompt of {longest} tokens plus "
                                f"{params.max_new_tokens} new tokens does not fit; raise "
                                "--max-model-len or lower --max-new-tokens")
-            positions = getattr(self.model.config, "max_position_embeddings", None)
+            positions = self.max_positions
             fitted = [fit_positions(e, params.max_new_tokens, positions) for e in enc]
             warn_cut(sum(a is not b for a, b in zip(fitted, enc)), positions)
             enc = fitted
@@ -238,9 +286,7 @@ class HFBackend:
     @property
     def _eos_ids(self) -> set[int]:
         tok = self.tokenizer
-        ids = {tok.eos_token_id}
-        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        ids |= set(gen_eos) if isinstance(gen_eos, (list, tuple)) else {gen_eos}
+        ids = {tok.eos_token_id} | self._gen_eos
         return {i for i in ids | {tok.pad_token_id} if i is not None}
 
     def _generate_batch(self, requests: Sequence[GenRequest], batch: list[_Row],
@@ -283,6 +329,10 @@ class HFBackend:
                                  prompt_token_ids=tuple(row.ids) if req.want_token_ids else ())
                 ch.put("gen", (row.req, gen))
 
+        if self._native is not None:
+            left = self._native_batch(requests, batch, input_ids, attn, p, special, cap,
+                                      on_finish, ch)
+            return finished, left
         kwargs: dict[str, Any] = {"max_new_tokens": cap, "pad_token_id": pad,
                                   "num_return_sequences": 1, "do_sample": False,
                                   "temperature": None, "top_p": None, "top_k": None}
@@ -314,6 +364,51 @@ class HFBackend:
             return finished, []
         return finished, [r for j, r in enumerate(batch) if j not in watcher.done]
 
+    def _native_batch(self, requests: Sequence[GenRequest], batch: list[_Row], input_ids: Any,
+                      attn: Any, p: GenParams, special: bool, cap: int,
+                      on_finish: Any, ch: Any) -> list[_Row]:
+        """One batch on the native engine: same texts as ``generate``, finished rows dropped.
+        Returns the rows still running at `cap` when it is below ``max_new_tokens``."""
+        from evalkit.backends.hf_native import repetition_penalty
+        from evalkit.backends.hf_sampling import make_sampler, row_seed
+
+        torch = self._torch
+        tok = self.tokenizer
+        eos = self._eos_ids
+        width = input_ids.shape[1]
+        sampler = None
+        if not p.greedy:
+            seeds = [row_seed(requests[r.req].prompt, p, special, r.k) for r in batch]
+            sampler = make_sampler(torch, seeds, [len(r.ids) for r in batch], width, p)
+
+        def select(seen: Any, scores: Any, rows: list[int]) -> Any:
+            if sampler is not None:
+                scores = sampler.subset(rows)(seen, scores)
+            elif p.repetition_penalty != 1.0:
+                scores = repetition_penalty(torch, seen, scores, p.repetition_penalty)
+            return torch.argmax(scores, dim=-1)
+
+        def finished(j: int, seq: list[int]) -> bool:
+            if seq[-1] in eos or (p.stop and any(
+                    s and s in tok.decode(seq, skip_special_tokens=True) for s in p.stop)):
+                on_finish(j, seq)
+                return True
+            return False
+
+        on_step = None
+        if self._threads is not None:
+            self._threads.new_batch()
+            on_step = self._threads.step
+        running = self._native.generate(input_ids, attn, cap, select=select, finished=finished,
+                                        on_step=on_step, abort=ch.abort)
+        if ch.abort.is_set():
+            return []  # unfinished rows are incomplete: never store them
+        if cap >= p.max_new_tokens:
+            for j, seq in running.items():
+                on_finish(j, seq)
+            return []
+        return [batch[j] for j in sorted(running)]
+
     # -- log-likelihood ---------------------------------------------------------------------
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         """lm-eval's pairing: trailing context spaces move to the continuation; the
@@ -335,8 +430,9 @@ class HFBackend:
                       ) -> Iterator[tuple[int, LoglikResult]]:
         """Yield summed continuation log-probs, batched by length."""
         torch = self._torch
-        max_len: int = self.config.max_model_len or getattr(
-            self.model.config, "max_position_embeddings", None) or 2048
+        if self.model is None:
+            self._load_transformers_model()
+        max_len: int = self.config.max_model_len or self.max_positions or 2048
         groups: dict[str | None, list[int]] = defaultdict(list)
         for i, r in enumerate(requests):
             groups[r.adapter].append(i)
@@ -370,6 +466,7 @@ class HFBackend:
     def close(self) -> None:
         """Drop the model and free accelerator memory."""
         self.model = None
+        self._native = None
         gc.collect()
         if self._torch.cuda.is_available():
             self._torch.cuda.empty_cache()

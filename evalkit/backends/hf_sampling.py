@@ -34,15 +34,22 @@ def row_seed(prompt: str, params: GenParams, special: bool, sample_index: int) -
 
 def make_sampler(torch: Any, seeds: Sequence[int], prompt_lens: Sequence[int], width: int,
                  params: GenParams) -> Any:
-    """A `RowSampler` logits processor (built lazily: transformers is imported by the caller)."""
-    from transformers import LogitsProcessor
+    """A `RowSampler` logits processor (a plain callable: transformers' ``generate`` takes it
+    as one, and the native engine calls it on the rows still running through `subset`)."""
 
-    class RowSampler(LogitsProcessor):
+    class RowSampler:
         """Samples row r's next token from generator r; returns one-hot scores."""
 
-        def __init__(self) -> None:
-            self.gens = [torch.Generator().manual_seed(s) for s in seeds]
-            self.first = [width - n for n in prompt_lens]  # first real token of each row
+        def __init__(self, gens: list[Any] | None = None,
+                     first: list[int] | None = None) -> None:
+            self.gens = gens if gens is not None else [torch.Generator().manual_seed(s)
+                                                       for s in seeds]
+            # first real token of each row
+            self.first = first if first is not None else [width - n for n in prompt_lens]
+
+        def subset(self, rows: Sequence[int]) -> RowSampler:
+            """The sampler of rows `rows` of the batch (same generators, same state)."""
+            return RowSampler([self.gens[r] for r in rows], [self.first[r] for r in rows])
 
         def __call__(self, input_ids: Any, scores: Any) -> Any:
             logits = scores.float()
