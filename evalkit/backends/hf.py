@@ -1,5 +1,10 @@
 """transformers + peft backend: batched, length-sorted, left-padded generation on CPU or GPU.
 
+Which forward pass generates (``engine``): for a Llama checkpoint without adapters on CPU,
+evalkit's own (`evalkit.backends.hf_native`: transformers' operations, bitwise-equal logits,
+no transformers import, finished rows dropped from the batch); otherwise transformers' model
+with peft. ``--engine transformers`` forces the latter, ``--engine native`` the former.
+
 Requests are grouped by (adapter, sampling params) — a batch must share them — and sorted by
 prompt length (long first, so memory problems surface at once and padding stays small). Batch
 sizes, a first-pass cap on new tokens (rows still running at it are generated again, together)
