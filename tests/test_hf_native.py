@@ -111,14 +111,20 @@ def _gens(model: Path, engine: str, params: GenParams, batch_size: int | None): 
         b.close()
 
 
-@pytest.mark.parametrize("params", [
-    GenParams(max_new_tokens=24),
-    GenParams(max_new_tokens=40, stop=(".", "\n")),
-    GenParams(max_new_tokens=16, repetition_penalty=1.3),
-    GenParams(max_new_tokens=20, temperature=0.9, top_p=0.9, n=2, seed=5,
-              repetition_penalty=1.1),
-], ids=["greedy", "stops", "penalty", "sampled"])
-@pytest.mark.parametrize("batch_size", [3, None])
+_GREEDY = {"greedy": GenParams(max_new_tokens=24),
+           "stops": GenParams(max_new_tokens=40, stop=(".", "\n")),
+           "penalty": GenParams(max_new_tokens=16, repetition_penalty=1.3)}
+_SAMPLED = GenParams(max_new_tokens=20, temperature=0.9, top_p=0.9, n=2, seed=5,
+                     repetition_penalty=1.1)
+
+
+# sampled texts only at a fixed batch size: automatic sizing may batch the two engines' rows
+# differently, and batch shape moves float32 logits by ~1e-6, enough to flip a near-tie draw
+# (README: the limit of batch-invariant sampling)
+@pytest.mark.parametrize(("params", "batch_size"), [
+    *[pytest.param(p, b, id=f"{k}-{b or 'auto'}") for k, p in _GREEDY.items()
+      for b in (3, None)],
+    pytest.param(_SAMPLED, 3, id="sampled-3")])
 def test_generations_equal_transformers(model_dir: Path, params: GenParams,
                                         batch_size: int | None) -> None:
     """Texts, token counts, finish reasons and token ids, in padded batches whose rows finish
