@@ -287,12 +287,10 @@ def _text(outs: Sequence[Output]) -> str:
 
 
 def _registry_ids() -> frozenset[str]:
-    from evalkit.tasks.ifeval_checks import runtime_info
+    from evalkit.tasks.ifeval_checks import runtime_info, upstream
 
     runtime_info()
-    from lm_eval.tasks.ifeval.instructions_registry import INSTRUCTION_DICT
-
-    return frozenset(INSTRUCTION_DICT)
+    return frozenset(upstream().instructions_registry.INSTRUCTION_DICT)
 
 
 def _bool_option(v: Any, name: str) -> bool:

@@ -23,7 +23,7 @@ import random
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 #: Instruction ids whose kwargs are word lists that translated files sometimes give as a bare
 #: string (lm-eval would then iterate it character by character).
@@ -108,12 +108,49 @@ def runtime_info() -> dict[str, Any]:
     DetectorFactory.seed = 0
     from importlib.metadata import version
 
-    from lm_eval.tasks.ifeval import instructions_registry  # noqa: F401 - after punkt
+    upstream()  # after punkt
 
     info.update({"langdetect": f"{version('langdetect')} (DetectorFactory.seed=0)",
                  "lm_eval": version("lm_eval"),
                  "checkers": "lm_eval.tasks.ifeval.instructions_registry.INSTRUCTION_DICT"})
     return info
+
+
+@functools.lru_cache(maxsize=1)
+def upstream() -> Any:
+    """lm-eval's ``instructions`` and ``instructions_registry`` modules (attributes of the
+    returned namespace), imported without running ``lm_eval/tasks/__init__.py``.
+
+    That package's ``__init__`` builds lm-eval's task manager and imports ``datasets`` (≈1 s
+    on a 2-core machine, a tenth of a whole IFEval run of the embedded model); the checkers
+    need none of it. Unless the package is already imported, it stands in the module table
+    unexecuted while the two modules load, and every ``lm_eval.tasks`` entry added meanwhile is
+    removed again, so a later ``import lm_eval.tasks`` (the lm-eval bridge, lm-eval itself) runs
+    the real package and gets its own copy of the checkers — the same code on the same NLTK and
+    langdetect state.
+    """
+    import importlib.util
+    import sys
+    from types import SimpleNamespace
+
+    if "lm_eval.tasks" in sys.modules:
+        from lm_eval.tasks.ifeval import instructions, instructions_registry
+    else:
+        import lm_eval
+
+        spec = importlib.util.find_spec("lm_eval.tasks")
+        if spec is None:
+            raise ImportError("lm_eval.tasks is missing; reinstall lm_eval")
+        before = set(sys.modules)
+        sys.modules["lm_eval.tasks"] = importlib.util.module_from_spec(spec)  # not executed
+        try:
+            from lm_eval.tasks.ifeval import instructions, instructions_registry
+        finally:
+            for name in set(sys.modules) - before:
+                if name == "lm_eval.tasks" or name.startswith("lm_eval.tasks."):
+                    del sys.modules[name]
+            lm_eval.__dict__.pop("tasks", None)
+    return SimpleNamespace(instructions=instructions, instructions_registry=instructions_registry)
 
 
 def splitter_info(profile: LanguageProfile) -> dict[str, Any]:
@@ -143,7 +180,11 @@ def _lingua_is(text: str, flores: str) -> bool:
 @functools.lru_cache(maxsize=1)
 def _adapted_classes() -> dict[str, type]:
     """Subclasses of lm-eval's checkers, each overriding the one method an adaptation needs."""
-    from lm_eval.tasks.ifeval import instructions as ins
+    runtime_info()
+    if TYPE_CHECKING:
+        from lm_eval.tasks.ifeval import instructions as ins
+    else:
+        ins = upstream().instructions
 
     class ResponseLanguageAnyChecker(ins.ResponseLanguageChecker):
         """Upstream langdetect check where langdetect knows the target, else lingua."""
@@ -240,8 +281,7 @@ def build_instructions(key: str, prompt: str, ids: Sequence[str],
                        ) -> list[tuple[Any, list[Adaptation]]]:
     """Checker objects for one prompt (ready to `check_following`) and their adaptations."""
     runtime_info()
-    from lm_eval.tasks.ifeval import instructions_registry
-
+    instructions_registry = upstream().instructions_registry
     adapted = _adapted_classes()
     out: list[tuple[Any, list[Adaptation]]] = []
     for i, iid in enumerate(ids):

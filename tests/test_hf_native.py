@@ -4,6 +4,7 @@ tokenizer, the cases it leaves to transformers, and a whole CLI run each way."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,45 @@ def test_logits_bitwise_equal_to_transformers(model_dir: Path) -> None:
                 step_mask = None if bool((attn == 1).all()) else attn.bool()[:, None, None, :]
                 got, kv = eng.forward(nxt[:, None], pos, step_mask, kv)
                 assert torch.equal(ref.logits[:, -1].float(), got)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores to vary threads")
+def test_thread_counts_and_switches_inside_a_pass_leave_logits_unchanged(
+        model_dir: Path) -> None:
+    """The thread tuner changes torch's thread count between decode steps and, in a prefill
+    trial, between layers: every such choice gives bitwise the same logits."""
+    from evalkit.backends.hf_native import LlamaEngine
+    from evalkit.backends.hf_tuning import ThreadTuner
+
+    eng = LlamaEngine(torch, model_dir, torch.float32, "cpu")
+    gen = torch.Generator().manual_seed(3)
+    vocab = eng.w["embed_tokens.weight"].shape[0]
+    ids = torch.randint(3, vocab, (24, 150), generator=gen)
+    attn = torch.ones_like(ids)
+    attn[::3, :40] = 0  # some left padding
+    pos = (attn.cumsum(-1) - 1).masked_fill(attn == 0, 0)
+    mask = torch.ones(150, 150, dtype=torch.bool).tril()[None, None] & attn.bool()[:, None, None, :]
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        with torch.inference_mode():
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                outs.append(eng.forward(ids, pos, mask, None, room=1)[0])
+            tuner = ThreadTuner(torch, 2)
+            tuner.warm = True  # a trial is due at once
+            tuner.new_batch(1.0, rows=24, layers=eng.layers)
+            seen: list[int] = []
+
+            def on_layer(i: int) -> None:
+                tuner.layer(i)
+                seen.append(torch.get_num_threads())
+
+            outs.append(eng.forward(ids, pos, mask, None, room=1, on_layer=on_layer)[0])
+    finally:
+        torch.set_num_threads(before)
+    assert len(set(seen[:-1])) == 2  # the pass really ran on both counts
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
 
 
 def _gens(model: Path, engine: str, params: GenParams, batch_size: int | None):  # noqa: ANN202

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.backends.hf_tuning import BatchSizer, CapSchedule, ThreadTuner, thread_candidates
+from evalkit.backends.hf_tuning import (
+    BatchSizer,
+    CapSchedule,
+    ThreadTuner,
+    prefill_cost,
+    thread_candidates,
+)
 from evalkit.types import GenParams, GenRequest
 
 
@@ -66,6 +72,82 @@ def test_tuner_drops_a_trial_cut_by_the_end_of_a_batch() -> None:
     assert tuner.history == [] and fake.threads == tuner.best == 2
     fake.run_steps(tuner, 40)
     assert len(tuner.history) == 1
+
+
+def test_decode_choice_is_kept_per_batch_size() -> None:
+    """Small batches fastest on one thread, large ones on two: each size bucket keeps its own
+    choice, and a new bucket starts from its nearest measured neighbour."""
+    fake = FakeTorch({1: 10.0, 2: 6.0})
+
+    def batch(rows: int, ms: dict[int, float], steps: int = 40) -> None:
+        fake.ms = ms
+        tuner.new_batch(rows=rows)
+        tuner.step()
+        for _ in range(steps):
+            fake.now += fake.ms[fake.threads] / 1000
+            tuner.step()
+
+    tuner = ThreadTuner(fake, 2, clock=fake.clock)
+    batch(16, {1: 5.0, 2: 8.0})
+    batch(128, {1: 30.0, 2: 18.0})
+    assert tuner.best_by == {5: 1, 8: 2}
+    tuner.new_batch(rows=20)
+    assert fake.threads == 1  # the 16-row choice
+    tuner.new_batch(rows=100)
+    assert fake.threads == 2  # the 128-row choice
+    assert [h["rows"] for h in tuner.history] == [16, 128]
+
+
+class LayerTorch(FakeTorch):
+    """A prefill whose layers take `ms_per_layer[threads]` each."""
+
+    def prefill(self, tuner: ThreadTuner, layers: int, ms_per_layer: dict[int, float],
+                rows: int = 8) -> list[int]:
+        tuner.new_batch(1e9, rows=rows, layers=layers)
+        used = []
+        for i in range(layers):
+            tuner.layer(i)
+            used.append(self.threads)
+            self.now += ms_per_layer[self.threads] / 1000
+        tuner.layer(layers)
+        tuner.step()  # after the prompt's forward pass
+        return used
+
+
+def test_prefill_threads_are_tried_side_by_side_within_one_pass() -> None:
+    """The first pass (set-up costs) runs on all threads untimed; the next splits its layers
+    between the counts, keeps the faster, and a later trial follows a change of load."""
+    fake = LayerTorch({1: 10.0, 2: 20.0})  # decode steps: one thread is faster
+    tuner = ThreadTuner(fake, 2, clock=fake.clock, min_interval=10.0)
+    assert fake.prefill(tuner, 4, {1: 100.0, 2: 55.0}) == [2, 2, 2, 2]  # warm-up pass
+    assert tuner.history == []
+    assert fake.prefill(tuner, 4, {1: 100.0, 2: 55.0}) == [2, 2, 1, 1]  # the trial
+    assert tuner.prefill_best == 2 and tuner.history[-1]["prefill_chosen"] == 2
+    assert fake.threads == tuner.best  # the decode steps run on their own choice
+    assert fake.prefill(tuner, 4, {1: 100.0, 2: 55.0}) == [2, 2, 2, 2]  # no trial due
+    fake.now += 11.0
+    busy = {1: 100.0, 2: 170.0}  # another process takes a core
+    assert fake.prefill(tuner, 4, busy) == [2, 2, 1, 1]
+    assert tuner.prefill_best == 1
+    assert fake.prefill(tuner, 4, busy) == [1, 1, 1, 1]
+    assert [h["prefill_chosen"] for h in tuner.history if "prefill_chosen" in h] == [2, 1]
+
+
+def test_prefill_trial_without_layer_calls_compares_whole_passes_per_operation() -> None:
+    """The transformers engine gives no layer calls: each count runs a whole pass and the
+    passes are compared in operations per second (wider batches cost more per token)."""
+    fake = FakeTorch({1: 10.0, 2: 20.0})
+    tuner = ThreadTuner(fake, 2, clock=fake.clock)
+    cost = prefill_cost({"hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 768})
+    speed = {1: 1e9, 2: 1.8e9}  # operations per second
+    for rows, width in [(16, 448), (32, 155), (64, 131), (64, 100)]:
+        ops = cost(rows, width)
+        tuner.new_batch(ops, rows=rows)
+        fake.now += ops / speed[fake.threads]
+        tuner.step()
+    assert tuner.prefill_best == 2
+    assert [h["prefill_chosen"] for h in tuner.history] == [2]
+    assert cost(8, 400) > 2 * cost(16, 100)  # attention grows with width
 
 
 def test_cap_schedule() -> None:

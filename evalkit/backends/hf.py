@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from evalkit.backends.base import HFConfig, fit_positions, truncate_at_stop, warn_cut
@@ -98,9 +99,11 @@ class HFBackend:
             self._load_transformers_model()
         self._threads = None
         if self.device == "cpu" and torch.get_num_threads() > 1:
-            from evalkit.backends.hf_tuning import ThreadTuner
+            from evalkit.backends.hf_native import read_json
+            from evalkit.backends.hf_tuning import ThreadTuner, prefill_cost
 
             self._threads = ThreadTuner(torch, torch.get_num_threads())
+            self._prefill_cost = prefill_cost(read_json(Path(config.model) / "config.json") or {})
 
     def _load_tokenizer(self) -> Any:
         from evalkit.backends.hf_native import FileTokenizer, plain_tokenizer
@@ -356,7 +359,8 @@ class HFBackend:
         if self._threads is not None:
             from evalkit.backends.hf_tuning import step_clock
 
-            self._threads.new_batch()
+            self._threads.new_batch(self._prefill_cost(*input_ids.shape),
+                                   rows=input_ids.shape[0])
             criteria.append(step_clock(torch, self._threads))
         out = self.model.generate(input_ids=input_ids, attention_mask=attn,
                                   stopping_criteria=criteria, **kwargs)
@@ -400,12 +404,13 @@ class HFBackend:
                 return True
             return False
 
-        on_step = None
+        on_step = on_layer = None
         if self._threads is not None:
-            self._threads.new_batch()
-            on_step = self._threads.step
+            self._threads.new_batch(self._prefill_cost(*input_ids.shape),
+                                   rows=input_ids.shape[0], layers=self._native.layers)
+            on_step, on_layer = self._threads.step, self._threads.layer
         running = self._native.generate(input_ids, attn, cap, select=select, finished=finished,
-                                        on_step=on_step, abort=ch.abort)
+                                        on_step=on_step, on_layer=on_layer, abort=ch.abort)
         if ch.abort.is_set():
             return []  # unfinished rows are incomplete: never store them
         if cap >= p.max_new_tokens:

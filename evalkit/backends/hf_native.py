@@ -170,11 +170,13 @@ class LlamaEngine:
         return self.torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
     def forward(self, ids: Any, positions: Any, mask: Any, cache: list[Any] | None,
-                room: int = 0) -> tuple[Any, list[Any]]:
+                room: int = 0, on_layer: Callable[[int], None] | None = None
+                ) -> tuple[Any, list[Any]]:
         """Last-position float32 logits of `ids` (B, T) and the updated KV cache.
 
         `mask` is a boolean (B, 1, T, S) mask or None (no padding); `cache` is None for a
         prefill, which allocates `room` more positions per row for the decode steps.
+        `on_layer(i)` is called before layer `i` and with the layer count after the last.
         """
         torch = self.torch
         functional = torch.nn.functional
@@ -187,6 +189,8 @@ class LlamaEngine:
         sin = emb.sin().to(x.dtype).unsqueeze(1)
         new_cache: list[Any] = []
         for i in range(self.layers):
+            if on_layer is not None:
+                on_layer(i)
             p = f"layers.{i}."
             residual = x
             h = self._norm(x, w[p + "input_layernorm.weight"])
@@ -226,6 +230,8 @@ class LlamaEngine:
                 * functional.linear(h, w[p + "mlp.up_proj.weight"]),
                 w[p + "mlp.down_proj.weight"])
             x = residual + h
+        if on_layer is not None:
+            on_layer(self.layers)
         x = self._norm(x, w["norm.weight"])
         # a compact copy of the last position, as transformers hands its lm_head (the GEMM
         # of a strided view rounds differently)
@@ -237,13 +243,15 @@ class LlamaEngine:
                  select: Callable[[Any, Any, list[int]], Any],
                  finished: Callable[[int, list[int]], bool],
                  on_step: Callable[[], None] | None = None,
+                 on_layer: Callable[[int], None] | None = None,
                  abort: Any = None) -> dict[int, list[int]]:
         """Decode up to `max_new_tokens` for each row of a left-padded batch.
 
         ``select(input_ids, scores, rows)`` turns the live rows' scores into token ids (`rows`:
         their indices in the original batch); ``finished(row, new_ids)`` says whether a row is
-        done (it is then dropped from the batch). Returns the new ids of the rows still running
-        at the cap (an abort returns what it has; the caller drops it).
+        done (it is then dropped from the batch); ``on_step()`` follows every step and
+        ``on_layer`` goes to the prompt's forward pass. Returns the new ids of the rows still
+        running at the cap (an abort returns what it has; the caller drops it).
         """
         torch = self.torch
         width = input_ids.shape[1]
@@ -254,7 +262,8 @@ class LlamaEngine:
         else:
             causal = torch.ones(width, width, dtype=torch.bool, device=input_ids.device).tril()
             mask = causal[None, None] & attention_mask.bool()[:, None, None, :]
-        scores, cache = self.forward(input_ids, positions, mask, None, room=max_new_tokens)
+        scores, cache = self.forward(input_ids, positions, mask, None, room=max_new_tokens,
+                                     on_layer=on_layer)
         rows = list(range(input_ids.shape[0]))
         new: dict[int, list[int]] = {r: [] for r in rows}
         done: set[int] = set()

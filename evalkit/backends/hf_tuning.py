@@ -8,7 +8,11 @@ Three decisions, each from timings taken while generating (nothing is fixed in a
   (BENCHMARKS.md). A few decode steps are timed with each candidate count (1, half, all
   cores) inside a batch, the fastest is kept, and the choice is measured again periodically —
   more rarely when trying the slower counts costs much — so a load that comes or goes is
-  followed within seconds.
+  followed within seconds. The prompt's forward pass (prefill) gets its own choice, timed per
+  batch in floating-point operations per second (:func:`prefill_cost`): it is a few large
+  matrix products, where two threads ran 1.8× faster than one on a quiet 2-core machine while
+  decode steps of the embedded model were fastest on one — and 1.7× slower than one beside a
+  CPU-bound process (BENCHMARKS.md).
 * :class:`CapSchedule` — how many new tokens a first pass may take. A batch runs until its
   longest row stops, so one row that never stops (3 of 1,012 FLORES sentences for the
   embedded model) kept 50-row batches decoding for 256 steps. A first pass is capped at twice
@@ -30,6 +34,24 @@ from collections.abc import Sequence
 from typing import Any
 
 
+def prefill_cost(config: dict[str, Any]) -> Any:
+    """``cost(rows, width)``: floating-point operations of a causal prefill of a padded batch,
+    from a decoder's config.json (its linear layers plus attention; the constant factors that
+    every batch shares are dropped). Unknown shapes give tokens × width."""
+    try:
+        hidden = int(config["hidden_size"])
+        heads = int(config["num_attention_heads"])
+        head_dim = int(config.get("head_dim") or hidden // heads)
+        kv = int(config.get("num_key_value_heads") or heads) * head_dim
+        q = heads * head_dim
+        inter = int(config["intermediate_size"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return lambda rows, width: float(rows * width * (1 + width))
+    linear = 2.0 * (hidden * (q + 2 * kv) + q * hidden + 3 * hidden * inter)
+    # scores and weighted values over on average width / 2 earlier positions
+    return lambda rows, width: float(rows * width * (linear + 2.0 * q * width))
+
+
 def thread_candidates(max_threads: int) -> list[int]:
     """Intra-op thread counts worth trying on a machine where torch would use `max_threads`."""
     return sorted({1, max(1, max_threads // 2), max_threads})
@@ -47,27 +69,125 @@ class ThreadTuner:
                  min_interval: float = 10.0, clock: Any = time.perf_counter) -> None:
         self.torch = torch
         self.candidates = thread_candidates(max_threads)
-        self.best = max_threads
+        self.max_threads = max_threads
+        # decode choices per batch-size bucket (rows rounded down to a power of two): a step
+        # of 16 rows ran fastest on one thread and one of 128 rows on two (BENCHMARKS.md)
+        self.bucket = 0
+        self.best_by: dict[int, int] = {}
+        self.next_trial_by: dict[int, float] = {}
+        self.prefill_best = max_threads
+        self.prefill_trial: dict[int, float] | None = None  # threads → measured ops/s
+        self.prefill_next_trial = 0.0
+        self.pending: tuple[int, float, float] | None = None  # (threads, ops, start time)
+        self.warm = False
+        self.groups: dict[int, int] | None = None  # a layer-split prefill trial: layer → threads
         self.steps = steps
         self.min_interval = min_interval
         self.clock = clock
-        self.next_trial = 0.0
         self.last: float | None = None
         self.trial: list[tuple[int, list[float]]] | None = None
         self.warmup = 0
         self.history: list[dict[str, Any]] = []  # one entry per finished trial, for benchmarks
 
     @property
+    def best(self) -> int:
+        """The decode thread count for the current batch size (the nearest size's choice
+        until this one has been measured)."""
+        if self.bucket in self.best_by:
+            return self.best_by[self.bucket]
+        if not self.best_by:
+            return self.max_threads
+        return self.best_by[min(self.best_by, key=lambda b: (abs(b - self.bucket), -b))]
+
+    @property
+    def next_trial(self) -> float:
+        """When the current batch size's choice is measured again."""
+        return self.next_trial_by.get(self.bucket, 0.0)
+
+    @property
     def active(self) -> bool:
         """Whether there is more than one thread count left to try."""
         return len(self.candidates) > 1
 
-    def new_batch(self) -> None:
-        """A new batch starts: its first step follows a prompt pass, so it is not timed."""
+    def new_batch(self, prefill_ops: float | None = None, rows: int = 0,
+                  layers: int = 0) -> None:
+        """A new batch of `rows` rows starts: its first step follows a prompt pass, so it is
+        not timed as a step. With `prefill_ops` (:func:`prefill_cost`) that pass runs on the
+        prefill choice. A trial of the other counts, when one is due, splits the pass's
+        `layers` into one group per count (``layer`` is then called before each layer, and
+        with `layers` after the last): equal work side by side in one pass. Without layer
+        calls (`layers` 0) a trial gives each count a whole pass, timed until the first
+        ``step`` and compared in operations per second."""
         self.last = None
         if self.trial is not None:  # unfinished trial: its steps were in another batch
             self.trial = None
+        self.bucket = max(0, rows).bit_length()
+        self.pending = None
+        self.groups = None
+        if prefill_ops is None or prefill_ops <= 0:
             self._use(self.best)
+            return
+        n = self.prefill_best
+        due = self.warm and self.active and (self.prefill_trial is not None
+                                             or self.clock() >= self.prefill_next_trial)
+        self.warm = True  # the process's first forward pass sets things up: never a trial
+        order = [self.prefill_best] + [c for c in self.candidates if c != self.prefill_best]
+        if due and layers >= len(order):
+            size = layers // len(order)
+            self.groups = {k * size: c for k, c in enumerate(order)}
+            self.groups[len(order) * size] = 0  # the end of the trial
+            self.group_size = size
+            self.group_times: dict[int, float] = {}
+            self.group_at: tuple[int, float] | None = None
+            self.prefill_trial = None
+            return
+        if due:
+            if self.prefill_trial is None:
+                self.prefill_trial = {}
+            n = next(c for c in order if c not in self.prefill_trial)
+        self._use(n)
+        self.pending = (n, prefill_ops, self.clock())
+
+    def layer(self, i: int) -> None:
+        """Prefill layer `i` is about to run (`i` = the layer count: the last one ended)."""
+        if self.groups is None or i not in self.groups:
+            return
+        now = self.clock()
+        if self.group_at is not None:
+            threads, start = self.group_at
+            self.group_times[threads] = (now - start) / self.group_size
+        threads = self.groups[i]
+        if threads:
+            self._use(threads)
+            self.group_at = (threads, self.clock())
+            return
+        times = self.group_times
+        self.groups = None
+        self.prefill_best = min(times, key=lambda c: times[c])
+        lost = self.group_size * sum(t - times[self.prefill_best] for t in times.values())
+        self.prefill_next_trial = now + max(self.min_interval, 20.0 * lost)
+        self.history.append({"prefill_ms_per_layer": {c: round(1000 * t, 2)
+                                                      for c, t in times.items()},
+                             "prefill_chosen": self.prefill_best})
+        self._use(self.prefill_best)
+
+    def _prefill_done(self, now: float) -> None:
+        assert self.pending is not None
+        n, ops, start = self.pending
+        self.pending = None
+        trial = self.prefill_trial
+        if trial is None or now <= start:
+            return
+        trial[n] = ops / (now - start)
+        if len(trial) < len(self.candidates):
+            return
+        self.prefill_best = max(trial, key=lambda c: trial[c])
+        # the time the slower counts cost, at this batch's size
+        lost = ops * sum(1.0 / r - 1.0 / trial[self.prefill_best] for r in trial.values())
+        self.prefill_next_trial = now + max(self.min_interval, 20.0 * lost)
+        self.history.append({"prefill_gflops": {c: round(r / 1e9, 2) for c, r in trial.items()},
+                             "prefill_chosen": self.prefill_best})
+        self.prefill_trial = None
 
     def _use(self, n: int) -> None:
         if self.torch.get_num_threads() != n:
@@ -77,6 +197,9 @@ class ThreadTuner:
         """One decode step finished: time it and move the thread-count trial on."""
         now = self.clock()
         if self.last is None:  # the first call follows the prompt's forward pass: not a step
+            if self.pending is not None:
+                self._prefill_done(now)
+                self._use(self.best)
             self.last = now
             return
         dt, self.last = now - self.last, now
@@ -105,12 +228,12 @@ class ThreadTuner:
     def _decide(self, now: float) -> None:
         assert self.trial is not None
         med = {n: sorted(times)[len(times) // 2] for n, times in self.trial}
-        self.best = min(med, key=lambda n: med[n])
-        lost = sum(sum(times) - self.steps * med[self.best] for _, times in self.trial)
+        best = self.best_by[self.bucket] = min(med, key=lambda n: med[n])
+        lost = sum(sum(times) - self.steps * med[best] for _, times in self.trial)
         # keep trying the other counts at most ~5 % of the time
-        self.next_trial = now + max(self.min_interval, 20.0 * lost)
+        self.next_trial_by[self.bucket] = now + max(self.min_interval, 20.0 * lost)
         self.history.append({"ms_per_step": {n: round(1000 * m, 2) for n, m in med.items()},
-                             "chosen": self.best})
+                             "chosen": best, "rows": (1 << self.bucket) >> 1})
         self.trial = None
         self._use(self.best)
 
