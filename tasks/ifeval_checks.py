@@ -171,6 +171,19 @@ def langdetect_languages() -> frozenset[str]:
     return frozenset(os.listdir(PROFILES_DIRECTORY))
 
 
+@functools.lru_cache(maxsize=1)
+def _load_langdetect_profiles() -> None:
+    """langdetect's 55 profiles (what its first ``detect`` does), once, without collections
+    of the garbage collector during the load (`evalkit.gc_pause`)."""
+    from langdetect import detector_factory
+
+    from evalkit.gc_pause import paused
+
+    if detector_factory._factory is None:
+        with paused():
+            detector_factory.init_factory()
+
+
 def _lingua_is(text: str, flores: str) -> bool:
     from evalkit import langid
 
@@ -197,6 +210,7 @@ def _adapted_classes() -> dict[str, type]:
 
         def check_following(self, value: str) -> bool:
             if self._language in langdetect_languages():
+                _load_langdetect_profiles()
                 return bool(super().check_following(value))
             from evalkit import langid
 

@@ -45,9 +45,10 @@ class HFBackend:
     config_class = HFConfig
 
     def __init__(self, config: HFConfig) -> None:
-        import torch
-
         from evalkit.backends.hf_native import decline_reason
+        from evalkit.gc_pause import import_torch
+
+        torch = import_torch()
 
         self.config = config
         self._torch = torch
