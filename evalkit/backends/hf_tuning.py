@@ -8,11 +8,12 @@ Three decisions, each from timings taken while generating (nothing is fixed in a
   (BENCHMARKS.md). A few decode steps are timed with each candidate count (1, half, all
   cores) inside a batch, the fastest is kept, and the choice is measured again periodically —
   more rarely when trying the slower counts costs much — so a load that comes or goes is
-  followed within seconds. The prompt's forward pass (prefill) gets its own choice, timed per
-  batch in floating-point operations per second (:func:`prefill_cost`): it is a few large
-  matrix products, where two threads ran 1.8× faster than one on a quiet 2-core machine while
-  decode steps of the embedded model were fastest on one — and 1.7× slower than one beside a
-  CPU-bound process (BENCHMARKS.md).
+  followed within seconds. The prompt's forward pass (prefill) gets its own choice: it is a
+  few large matrix products, where two threads ran 1.8–2.0× faster than one on a quiet 2-core
+  machine while the embedded model's decode steps were fastest on one, and 1.5–2× slower than
+  one beside a CPU-bound process (BENCHMARKS.md). A trial splits one pass's layers between
+  the counts when the engine reports its layers (the native engine), else gives each count a
+  whole pass, compared in operations per second (:func:`prefill_cost`).
 * :class:`CapSchedule` — how many new tokens a first pass may take. A batch runs until its
   longest row stops, so one row that never stops (3 of 1,012 FLORES sentences for the
   embedded model) kept 50-row batches decoding for 256 steps. A first pass is capped at twice
@@ -70,8 +71,8 @@ class ThreadTuner:
         self.torch = torch
         self.candidates = thread_candidates(max_threads)
         self.max_threads = max_threads
-        # decode choices per batch-size bucket (rows rounded down to a power of two): a step
-        # of 16 rows ran fastest on one thread and one of 128 rows on two (BENCHMARKS.md)
+        # decode choices per batch-size bucket (rows rounded down to a power of two): a step's
+        # cost, and so the faster count, depends on how many rows it carries
         self.bucket = 0
         self.best_by: dict[int, int] = {}
         self.next_trial_by: dict[int, float] = {}
