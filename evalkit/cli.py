@@ -242,10 +242,16 @@ def main() -> None:
         sys.exit(exc.exit_code)
     if rc == 130:  # typer turns a KeyboardInterrupt it sees into exit code 130
         typer.echo(_INTERRUPTED, err=True)
-    code = rc if isinstance(rc, int) else 0
-    quick_exit(code)
-    if code:
-        sys.exit(code)
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
+
+
+def entry() -> None:
+    """The ``evalkit`` console script (and ``python -m evalkit.cli``): :func:`main`, then
+    :func:`quick_exit` once the command has succeeded. In-process callers use :func:`main`,
+    which returns."""
+    main()
+    quick_exit(0)
 
 
 #: modules whose teardown at interpreter exit is slow (torch alone ≈0.3 s on a 2-core machine)
@@ -253,7 +259,8 @@ _SLOW_TEARDOWN = ("torch", "langdetect", "lm_eval.tasks", "spacy", "stanza")
 
 
 def quick_exit(code: int) -> None:
-    """End a finished command without the interpreter's teardown, when that teardown is slow.
+    """End the process without the interpreter's teardown, when that teardown is slow (for the
+    console script only: it ends the whole process, an in-process caller included).
 
     With torch loaded, freeing every module and object at exit took ≈0.6 s of an IFEval run
     on the embedded model (BENCHMARKS.md). By now every file a command writes is closed
@@ -281,4 +288,4 @@ def quick_exit(code: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    entry()

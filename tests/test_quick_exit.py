@@ -38,3 +38,25 @@ def test_quick_exit(tmp_path: Path, mode: str, rc: int, tail: str) -> None:
     assert res.stdout == "partial line, unflushed" + tail
     assert res.stderr.endswith("to stderr")
     assert marker.read_text() == "handler ran"
+
+
+IN_PROCESS = """
+import sys
+import torch  # noqa: F401 - a slow module is loaded, as in a real run
+from evalkit.cli import main
+sys.argv = ["evalkit", "tasks"]
+main()
+print("main returned")
+"""
+
+
+def test_in_process_main_returns_and_the_console_script_exits_quickly(tmp_path: Path) -> None:
+    """`main` is called in-process (tests/hostile drives every command that way): it must
+    return, never end the caller's process; only the console script's `entry` exits early."""
+    res = subprocess.run([sys.executable, "-c", IN_PROCESS], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.rstrip().endswith("main returned")
+    script = Path(sys.executable).parent / "evalkit"
+    if script.exists():
+        assert "entry" in script.read_text()
