@@ -119,12 +119,22 @@ def test_prefill_threads_are_tried_side_by_side_within_one_pass() -> None:
     between the counts, keeps the faster, and a later trial follows a change of load."""
     fake = LayerTorch({1: 10.0, 2: 20.0})  # decode steps: one thread is faster
     tuner = ThreadTuner(fake, 2, clock=fake.clock, min_interval=10.0)
+    tuner.new_batch(rows=8)  # decode steps of 8-row batches: one thread chosen
+    tuner.step()
+    for _ in range(40):
+        fake.now += fake.ms[fake.threads] / 1000
+        tuner.step()
+    assert tuner.best == 1 and tuner.history == [{"ms_per_step": {1: 10.0, 2: 20.0},
+                                                  "chosen": 1, "rows": 8}]
+    fake.now += 11.0
     assert fake.prefill(tuner, 4, {1: 100.0, 2: 55.0}) == [2, 2, 2, 2]  # warm-up pass
-    assert tuner.history == []
+    assert fake.threads == 1  # the decode steps run on their own choice
+    assert len(tuner.history) == 1
     assert fake.prefill(tuner, 4, {1: 100.0, 2: 55.0}) == [2, 2, 1, 1]  # the trial
     assert tuner.prefill_best == 2 and tuner.history[-1]["prefill_chosen"] == 2
-    assert fake.threads == tuner.best  # the decode steps run on their own choice
+    assert fake.threads == 1
     assert fake.prefill(tuner, 4, {1: 100.0, 2: 55.0}) == [2, 2, 2, 2]  # no trial due
+    assert fake.threads == 1
     fake.now += 11.0
     busy = {1: 100.0, 2: 170.0}  # another process takes a core
     assert fake.prefill(tuner, 4, busy) == [2, 2, 1, 1]

@@ -81,6 +81,7 @@ class ThreadTuner:
         self.prefill_next_trial = 0.0
         self.pending: tuple[int, float, float] | None = None  # (threads, ops, start time)
         self.warm = False
+        self.prefilled = False  # the current batch's prompt pass ran on the prefill choice
         self.groups: dict[int, int] | None = None  # a layer-split prefill trial: layer → threads
         self.steps = steps
         self.min_interval = min_interval
@@ -125,9 +126,11 @@ class ThreadTuner:
         self.bucket = max(0, rows).bit_length()
         self.pending = None
         self.groups = None
+        self.prefilled = False
         if prefill_ops is None or prefill_ops <= 0:
             self._use(self.best)
             return
+        self.prefilled = True
         n = self.prefill_best
         due = self.warm and self.active and (self.prefill_trial is not None
                                              or self.clock() >= self.prefill_next_trial)
@@ -200,6 +203,8 @@ class ThreadTuner:
         if self.last is None:  # the first call follows the prompt's forward pass: not a step
             if self.pending is not None:
                 self._prefill_done(now)
+            if self.prefilled:  # back from the prompt pass's count to the decode choice
+                self.prefilled = False
                 self._use(self.best)
             self.last = now
             return
