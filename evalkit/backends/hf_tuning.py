@@ -83,6 +83,9 @@ class ThreadTuner:
         self.warm = False
         self.prefilled = False  # the current batch's prompt pass ran on the prefill choice
         self.groups: dict[int, int] | None = None  # a layer-split prefill trial: layer → threads
+        self.group_size = 1  # layers per thread count in that trial
+        self.group_times: dict[int, float] = {}  # threads → seconds per layer
+        self.group_at: tuple[int, float] | None = None  # the running group: threads, start
         self.steps = steps
         self.min_interval = min_interval
         self.clock = clock
@@ -141,8 +144,8 @@ class ThreadTuner:
             self.groups = {k * size: c for k, c in enumerate(order)}
             self.groups[len(order) * size] = 0  # the end of the trial
             self.group_size = size
-            self.group_times: dict[int, float] = {}
-            self.group_at: tuple[int, float] | None = None
+            self.group_times = {}
+            self.group_at = None
             self.prefill_trial = None
             return
         if due:
