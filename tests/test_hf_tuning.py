@@ -186,6 +186,23 @@ def test_batch_sizer_grows_while_throughput_improves_then_keeps_the_best() -> No
     assert BatchSizer(None, 800).size(10_000, 60, 40) == 8  # memory bound: 800 // 100
 
 
+def test_batch_sizer_learns_from_batches_that_ran_side_by_side() -> None:
+    """Two streams take a size before either result is in: the second result of a size
+    already doubled from must not end the growth, and a late, slower result of a smaller size
+    must not either; the largest size's own result decides."""
+    sizer = BatchSizer(None, 1 << 20)
+    a, b = sizer.size(10_000, 40, 40), sizer.size(10_000, 40, 40)
+    assert a == b == 16
+    sizer.record(16, 100, 1.0, full=True)
+    sizer.record(16, 90, 1.0, full=True)
+    assert sizer.growing and sizer.size(10_000, 40, 40) == 32
+    sizer.record(32, 180, 1.0, full=True)  # 32 is faster: 64 next
+    sizer.record(16, 60, 1.0, full=True)  # a late 16-row batch
+    assert sizer.growing and sizer.size(10_000, 40, 40) == 64
+    sizer.record(64, 150, 1.0, full=True)  # 64 is slower than 32: settle on 32
+    assert not sizer.growing and sizer.size(10_000, 40, 40) == 32
+
+
 @pytest.fixture(scope="module")
 def backend(tiny_model: Path):
     from evalkit.backends.base import HFConfig

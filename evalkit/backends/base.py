@@ -55,6 +55,9 @@ class HFConfig(LocalModelConfig):
     # auto: evalkit's Llama forward pass where it stands in exactly (`hf_native`), else
     # transformers; native: refuse when it cannot; transformers: always transformers
     engine: Literal["auto", "native", "transformers"] = "auto"
+    # batches generated side by side on CPU by the native engine, each on its share of the
+    # cores (None: two where torch has two threads or more); 1 = one batch at a time
+    streams: int | None = Field(None, ge=1)
 
 
 class VLLMConfig(LocalModelConfig):

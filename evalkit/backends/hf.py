@@ -10,12 +10,19 @@ prompt length (long first, so memory problems surface at once and padding stays 
 sizes, a first-pass cap on new tokens (rows still running at it are generated again, together)
 and, on CPU, torch's thread count are chosen from throughput measured while generating
 (`evalkit.backends.hf_tuning`); ``max_batch_tokens`` bounds a batch's memory, ``batch_size``
-fixes its rows. Several LoRA adapters of one base are loaded side by side with peft and
+fixes its rows. On CPU the native engine generates ``streams`` batches side by side (default
+two), each in its own thread on its share of the cores: a decode step of a small model is
+dozens of short operations that two OpenMP threads split badly (each one a wake-up and a
+join), while two batches on one core each keep both cores busy through prompt passes and
+decode steps alike, with no synchronisation between them. Which stream runs a batch changes
+nothing in it: with a fixed ``batch_size`` the batches are the same as with one stream
+(tests/test_hf_streams.py). Several LoRA adapters of one base are loaded side by side with peft and
 switched per group; ``merge_adapter`` merges a single adapter into the weights first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 from collections import defaultdict
@@ -70,6 +77,10 @@ class HFBackend:
         if dtype is None:  # auto: exact fp32 on CPU, bf16 on GPU
             dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self._dtype = dtype
+        if self.device == "cpu":  # activations come and go every operation: reuse their pages
+            from evalkit.malloc_tuning import keep_freed_memory
+
+            keep_freed_memory()
         reason = None if config.engine == "transformers" else decline_reason(
             config.model, adapters=bool(config.adapters))
         if reason is None and config.engine == "auto" and self.device != "cpu":
@@ -99,12 +110,29 @@ class HFBackend:
         else:
             self._load_transformers_model()
         self._threads = None
+        #: batches generated side by side (native engine on CPU), each on its own share of
+        #: the cores with its own thread tuner
+        self.streams = 1
+        self._stream_threads = torch.get_num_threads()
+        self._stream_tuners: list[Any] = []
+        if self.device == "cpu" and self._native is not None:
+            cores = torch.get_num_threads()
+            self.streams = config.streams or (2 if cores >= 2 else 1)
+            self._stream_threads = max(1, cores // self.streams)
         if self.device == "cpu" and torch.get_num_threads() > 1:
             from evalkit.backends.hf_native import read_json
-            from evalkit.backends.hf_tuning import ThreadTuner, prefill_cost
+            from evalkit.backends.hf_tuning import prefill_cost
 
-            self._threads = ThreadTuner(torch, torch.get_num_threads())
+            self._threads = self._tuner()
             self._prefill_cost = prefill_cost(read_json(Path(config.model) / "config.json") or {})
+
+    def _tuner(self) -> Any:
+        """A thread tuner for one stream (None: one thread per stream, nothing to choose)."""
+        from evalkit.backends.hf_tuning import ThreadTuner
+
+        if self.device != "cpu" or self._stream_threads < 2:
+            return None
+        return ThreadTuner(self._torch, self._stream_threads)
 
     def _load_tokenizer(self) -> Any:
         from evalkit.backends.hf_native import FileTokenizer, plain_tokenizer
@@ -251,36 +279,89 @@ class HFBackend:
 
     def _generate_group(self, requests: Sequence[GenRequest], rows: list[_Row], p: GenParams,
                         special: bool, ch: Any) -> None:
-        """All rows of one (adapter, params) group: capped passes, measured batch sizes."""
+        """All rows of one (adapter, params) group: capped passes, measured batch sizes.
+
+        With several streams, each stream thread takes the next batch of the pass as soon as
+        its last one is done (batches are independent: a row's text does not depend on its
+        neighbours); the batch sizer and cap schedule learn from every stream's batches."""
+        import threading
+
         from evalkit.backends.hf_tuning import BatchSizer, CapSchedule
 
         sizer = BatchSizer(self.config.batch_size, self.config.max_batch_tokens)
         caps = CapSchedule(p.max_new_tokens)
         slots: dict[int, list[tuple[str, int, str, list[int]] | None]] = {
             r.req: [None] * p.n for r in rows}
+        lock = threading.Lock()
         pending = sorted(rows, key=lambda r: -len(r.ids))
         cap: int | None = None  # None: the first pass, capped per batch from lengths seen
-        while pending:
-            cut: list[_Row] = []
-            i = 0
-            while i < len(pending):
-                if ch.abort.is_set():
-                    return
+        state: dict[str, Any] = {}
+
+        def take() -> tuple[list[_Row], int, int] | None:
+            with lock:
+                i = state["i"]
+                if i >= len(pending) or ch.abort.is_set() or state["failed"]:
+                    return None
                 this_cap = caps.first_pass() if cap is None else cap
                 b = sizer.size(len(pending) - i, len(pending[i].ids), this_cap)
-                batch = pending[i:i + b]
-                i += b
+                state["i"] = i + b
+                state["cap"] = this_cap
+                return pending[i:i + b], b, this_cap
+
+        def stream(tuner: Any) -> None:
+            while (job := take()) is not None:
+                batch, b, this_cap = job
                 t0 = time.perf_counter()
                 done, left = self._generate_batch(requests, batch, p, special, this_cap, ch,
-                                                  slots)
+                                                  slots, tuner, lock)
                 if ch.abort.is_set():
                     return
-                sizer.record(len(batch), sum(done), time.perf_counter() - t0,
-                             full=len(batch) == b)
-                caps.record(done, len(left), this_cap)
-                cut += left
-            pending = sorted(cut, key=lambda r: -len(r.ids))
-            cap = caps.next_cap(this_cap)
+                with lock:
+                    sizer.record(len(batch), sum(done), time.perf_counter() - t0,
+                                 full=len(batch) == b)
+                    caps.record(done, len(left), this_cap)
+                    state["cut"] += left
+
+        while pending:
+            state.update(i=0, cut=[], cap=None, failed=[])
+            if self.streams > 1 and len(pending) > 1:
+                self._run_streams(stream, state["failed"])
+            else:
+                stream(self._threads)
+            if ch.abort.is_set():
+                return
+            pending = sorted(state["cut"], key=lambda r: -len(r.ids))
+            cap = caps.next_cap(state["cap"])
+
+    def _run_streams(self, stream: Any, errors: list[BaseException]) -> None:
+        """Run `stream(tuner)` in `self.streams` threads, this one included; each thread sets
+        its own torch thread count (it applies to the calling thread's operations). The first
+        error is raised once every stream has stopped (`errors` non-empty stops them)."""
+        import threading
+
+        tuners = self._stream_tuners
+        while len(tuners) < self.streams:
+            tuners.append(self._tuner())
+
+        def one(k: int) -> None:
+            try:
+                with self._torch.inference_mode():
+                    self._torch.set_num_threads(self._stream_threads)
+                    stream(tuners[k])
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+
+        others = [threading.Thread(target=one, args=(k,), name=f"evalkit-hf-stream-{k}",
+                                   daemon=True) for k in range(1, self.streams)]
+        for t in others:
+            t.start()
+        before = self._torch.get_num_threads()
+        one(0)
+        self._torch.set_num_threads(before)
+        for t in others:
+            t.join()
+        if errors:
+            raise errors[0]
 
     def _finish(self, seq: list[int], p: GenParams) -> tuple[str, int, str, list[int]]:
         """(text, n_tokens, finish reason, token ids) of one generated sequence."""
@@ -300,8 +381,8 @@ class HFBackend:
 
     def _generate_batch(self, requests: Sequence[GenRequest], batch: list[_Row],
                         p: GenParams, special: bool, cap: int, ch: Any,
-                        slots: dict[int, list[tuple[str, int, str, list[int]] | None]]
-                        ) -> tuple[list[int], list[_Row]]:
+                        slots: dict[int, list[tuple[str, int, str, list[int]] | None]],
+                        tuner: Any = None, lock: Any = None) -> tuple[list[int], list[_Row]]:
         """Generate one batch of rows for up to `cap` new tokens.
 
         Every request whose samples have all finished goes to `ch` as ``("gen", (i, gen))``.
@@ -326,9 +407,11 @@ class HFBackend:
             if got[row.k] is not None:
                 return
             fin = self._finish(seq, p)
-            got[row.k] = fin
+            with lock or contextlib.nullcontext():  # a request's samples may be in two streams
+                got[row.k] = fin
+                complete = all(x is not None for x in got)
             finished.append(fin[1])
-            if all(x is not None for x in got):
+            if complete:
                 done = [x for x in got if x is not None]
                 req = requests[row.req]
                 gen = Generation(tuple(x[0] for x in done), tuple(x[1] for x in done),
@@ -340,7 +423,7 @@ class HFBackend:
 
         if self._native is not None:
             left = self._native_batch(requests, batch, input_ids, attn, p, special, cap,
-                                      on_finish, ch)
+                                      on_finish, ch, tuner)
             return finished, left
         kwargs: dict[str, Any] = {"max_new_tokens": cap, "pad_token_id": pad,
                                   "num_return_sequences": 1, "do_sample": False,
@@ -357,12 +440,11 @@ class HFBackend:
                                lambda seq: tok.decode(seq, skip_special_tokens=True),
                                on_finish, ch.abort)
         criteria = [watcher]
-        if self._threads is not None:
+        if tuner is not None:
             from evalkit.backends.hf_tuning import step_clock
 
-            self._threads.new_batch(self._prefill_cost(*input_ids.shape),
-                                   rows=input_ids.shape[0])
-            criteria.append(step_clock(torch, self._threads))
+            tuner.new_batch(self._prefill_cost(*input_ids.shape), rows=input_ids.shape[0])
+            criteria.append(step_clock(torch, tuner))
         out = self.model.generate(input_ids=input_ids, attention_mask=attn,
                                   stopping_criteria=criteria, **kwargs)
         if ch.abort.is_set():
@@ -376,7 +458,7 @@ class HFBackend:
 
     def _native_batch(self, requests: Sequence[GenRequest], batch: list[_Row], input_ids: Any,
                       attn: Any, p: GenParams, special: bool, cap: int,
-                      on_finish: Any, ch: Any) -> list[_Row]:
+                      on_finish: Any, ch: Any, tuner: Any = None) -> list[_Row]:
         """One batch on the native engine: same texts as ``generate``, finished rows dropped.
         Returns the rows still running at `cap` when it is below ``max_new_tokens``."""
         from evalkit.backends.hf_native import repetition_penalty
@@ -406,10 +488,10 @@ class HFBackend:
             return False
 
         on_step = on_layer = None
-        if self._threads is not None:
-            self._threads.new_batch(self._prefill_cost(*input_ids.shape),
-                                   rows=input_ids.shape[0], layers=self._native.layers)
-            on_step, on_layer = self._threads.step, self._threads.layer
+        if tuner is not None:
+            tuner.new_batch(self._prefill_cost(*input_ids.shape), rows=input_ids.shape[0],
+                            layers=self._native.layers)
+            on_step, on_layer = tuner.step, tuner.layer
         running = self._native.generate(input_ids, attn, cap, select=select, finished=finished,
                                         on_step=on_step, on_layer=on_layer, abort=ch.abort)
         if ch.abort.is_set():

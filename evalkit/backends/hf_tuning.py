@@ -24,7 +24,12 @@ Three decisions, each from timings taken while generating (nothing is fixed in a
   batch-invariant, tests/test_workflows.py).
 * :class:`BatchSizer` — rows per batch: powers of two, grown while the measured rate of
   finished tokens per second improves, then kept (and its neighbours re-tried now and then);
-  ``max_batch_tokens`` only bounds memory. A fixed ``batch_size`` option turns it off.
+  ``max_batch_tokens`` only bounds memory. A fixed ``batch_size`` option turns it off. With
+  batches running side by side (the backend's streams) results arrive out of order: the
+  largest size's own result decides whether to grow.
+
+With streams, each stream has its own :class:`ThreadTuner` over its share of the cores (none
+when that share is one core: nothing to choose).
 """
 
 from __future__ import annotations
@@ -314,11 +319,16 @@ class BatchSizer:
         r = tokens / seconds
         self.rate[rows] = r if rows not in self.rate else 0.5 * (self.rate[rows] + r)
         best = max(self.rate, key=lambda b: self.rate[b])
-        if self.growing and rows == self.current and best == rows:
-            self.current = 2 * rows
-        else:
+        largest = max(self.rate)
+        if not self.growing:
+            self.current = best
+        elif best == largest:  # the largest size so far is the fastest: try twice as many
+            self.current = max(self.current, 2 * largest)
+        elif rows == largest:  # it is not: settle on the fastest
             self.growing = False
             self.current = best
+        # else: a smaller size's batch finished late (batches run side by side); the largest
+        # size's own result decides
 
 
 def step_clock(torch: Any, tuner: ThreadTuner) -> Any:
