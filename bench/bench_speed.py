@@ -413,15 +413,19 @@ def mode_threads(s: Setup) -> dict[str, Any]:
         "from evalkit.types import GenRequest\n"
         "from evalkit.tasks.flores import GEN\n"
         "model, mode, src = sys.argv[1], sys.argv[2], json.loads(sys.stdin.read())\n"
-        "b = HFBackend(HFConfig(model=model))\n"
-        "if mode != 'measured':\n"
+        "b = HFBackend(HFConfig(model=model, streams=None if mode == 'streams' else 1))\n"
+        "if mode not in ('measured', 'streams'):\n"
         "    b._threads = None; torch.set_num_threads(int(mode))\n"
         "reqs = [GenRequest(translation_prompt('eng_Latn', 'nob_Latn', x), GEN) for x in src]\n"
         "t = time.perf_counter(); out = dict(b.generate(reqs)); wall = time.perf_counter() - t\n"
+        "tuners = [x for x in [b._threads, *b._stream_tuners] if x is not None]\n"
         "print(json.dumps({'wall': wall, 'texts': [out[i].texts[0] for i in range(len(reqs))],\n"
-        "                  'trials': b._threads.history if b._threads else None}))\n")
+        "                  'streams': b.streams if mode == 'streams' else 1,\n"
+        "                  'trials': [t.history for t in tuners] or None}))\n")
     cores = os.cpu_count() or 1
-    modes = ["1", str(cores), "measured"]
+    # one batch at a time on 1 thread, on every core, on the measured choice; and the default:
+    # batches side by side (streams), each on its share of the cores
+    modes = ["1", str(cores), "measured", "streams"]
     rows = []
     for i in range(s.args.pairs):
         row: dict[str, Any] = {"round": i + 1}
@@ -436,8 +440,8 @@ def mode_threads(s: Setup) -> dict[str, Any]:
             got = json.loads(res.stdout.strip().splitlines()[-1])
             row[f"threads_{m}_s"] = round(got["wall"], 2)
             texts[m] = got["texts"]
-            if m == "measured":
-                row["measured_trials"] = got["trials"]
+            if m in ("measured", "streams"):
+                row[f"{m}_trials"] = got["trials"]
         row["identical_across_settings"] = all(texts[m] == texts["1"] for m in modes)
         rows.append(row)
         print(json.dumps({"threads": row}), flush=True)

@@ -122,3 +122,24 @@ def test_how_many_streams() -> None:
         assert b.streams == 3 and b._stream_threads == max(1, cores // 3)
     finally:
         b.close()
+
+
+def test_transformers_engine_keeps_one_stream() -> None:
+    """transformers' ``generate`` is not run from two threads at once on one model."""
+    from evalkit.backends.hf import HFBackend
+
+    b = HFBackend(HFConfig(model=str(DEFAULT), engine="transformers", streams=2))
+    try:
+        assert b.engine == "transformers" and b.streams == 1
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("value", [0, -1, "two", 1.5])
+def test_an_odd_stream_count_is_refused_before_anything_loads(value: object) -> None:
+    from evalkit.backends.factory import check_backend_options
+    from evalkit.errors import BadInput
+
+    with pytest.raises(BadInput, match="streams") as info:
+        check_backend_options("hf", {"streams": value})
+    assert "\n" not in str(info.value)

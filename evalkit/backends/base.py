@@ -56,7 +56,8 @@ class HFConfig(LocalModelConfig):
     # transformers; native: refuse when it cannot; transformers: always transformers
     engine: Literal["auto", "native", "transformers"] = "auto"
     # batches generated side by side on CPU by the native engine, each on its share of the
-    # cores (None: two where torch has two threads or more); 1 = one batch at a time
+    # cores (None: two where torch has two threads or more); 1 = one batch at a time.
+    # max_batch_tokens bounds each of them: memory for activations grows with the count
     streams: int | None = Field(None, ge=1)
 
 
