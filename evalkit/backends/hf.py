@@ -5,44 +5,34 @@ evalkit's own (`evalkit.backends.hf_native`: transformers' operations, bitwise-e
 no transformers import, finished rows dropped from the batch); otherwise transformers' model
 with peft. ``--engine transformers`` forces the latter, ``--engine native`` the former.
 
-Requests are grouped by (adapter, sampling params) — a batch must share them — and sorted by
-prompt length (long first, so memory problems surface at once and padding stays small). Batch
-sizes, a first-pass cap on new tokens (rows still running at it are generated again, together)
-and, on CPU, torch's thread count are chosen from throughput measured while generating
+Requests are grouped by (adapter, sampling params) — a batch must share them — and each group
+is run by `evalkit.backends.hf_schedule`: sorted by prompt length (long first, so memory
+problems surface at once and padding stays small), batch sizes, a first-pass cap on new tokens
+and, on CPU, torch's thread count chosen from throughput measured while generating
 (`evalkit.backends.hf_tuning`); ``max_batch_tokens`` bounds a batch's memory, ``batch_size``
 fixes its rows. On CPU the native engine generates ``streams`` batches side by side (default
 two), each in its own thread on its share of the cores: a decode step of a small model is
 dozens of short operations that two OpenMP threads split badly (each one a wake-up and a
-join), while two batches on one core each keep both cores busy through prompt passes and
-decode steps alike, with no synchronisation between them. Which stream runs a batch changes
-nothing in it: with a fixed ``batch_size`` the batches are the same as with one stream
-(tests/test_hf_streams.py). Several LoRA adapters of one base are loaded side by side with peft and
-switched per group; ``merge_adapter`` merges a single adapter into the weights first.
+join), while two batches on one core each keep both cores busy, with no synchronisation between
+them. Which stream runs a batch changes nothing in it (tests/test_hf_streams.py).
+Several LoRA adapters of one base are loaded side by side with peft and switched per group;
+``merge_adapter`` merges a single adapter into the weights first.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evalkit.backends.base import HFConfig, fit_positions, truncate_at_stop, warn_cut
+from evalkit.backends.hf_schedule import Row as _Row
+from evalkit.backends.hf_schedule import Streams
 from evalkit.errors import BadInput, load_or_explain
 from evalkit.types import Generation, GenParams, GenRequest, LoglikRequest, LoglikResult
-
-
-@dataclass(frozen=True)
-class _Row:
-    """One sequence to generate: sample `k` of request `req`, from prompt token ids `ids`."""
-
-    req: int
-    k: int
-    ids: list[int]
 
 
 class HFBackend:
@@ -114,11 +104,12 @@ class HFBackend:
         #: the cores with its own thread tuner
         self.streams = 1
         self._stream_threads = torch.get_num_threads()
-        self._stream_tuners: list[Any] = []
         if self.device == "cpu" and self._native is not None:
             cores = torch.get_num_threads()
             self.streams = config.streams or (2 if cores >= 2 else 1)
             self._stream_threads = max(1, cores // self.streams)
+        self._streams = Streams(torch, self.streams, self._stream_threads, self._tuner)
+        self._stream_tuners = self._streams.tuners
         if self.device == "cpu" and torch.get_num_threads() > 1:
             from evalkit.backends.hf_native import read_json
             from evalkit.backends.hf_tuning import prefill_cost
@@ -279,89 +270,20 @@ class HFBackend:
 
     def _generate_group(self, requests: Sequence[GenRequest], rows: list[_Row], p: GenParams,
                         special: bool, ch: Any) -> None:
-        """All rows of one (adapter, params) group: capped passes, measured batch sizes.
+        """All rows of one (adapter, params) group (`evalkit.backends.hf_schedule`)."""
+        from evalkit.backends.hf_schedule import run_group
 
-        With several streams, each stream thread takes the next batch of the pass as soon as
-        its last one is done (batches are independent: a row's text does not depend on its
-        neighbours); the batch sizer and cap schedule learn from every stream's batches."""
-        import threading
-
-        from evalkit.backends.hf_tuning import BatchSizer, CapSchedule
-
-        sizer = BatchSizer(self.config.batch_size, self.config.max_batch_tokens)
-        caps = CapSchedule(p.max_new_tokens)
         slots: dict[int, list[tuple[str, int, str, list[int]] | None]] = {
             r.req: [None] * p.n for r in rows}
-        lock = threading.Lock()
-        pending = sorted(rows, key=lambda r: -len(r.ids))
-        cap: int | None = None  # None: the first pass, capped per batch from lengths seen
-        state: dict[str, Any] = {}
 
-        def take() -> tuple[list[_Row], int, int] | None:
-            with lock:
-                i = state["i"]
-                if i >= len(pending) or ch.abort.is_set() or state["failed"]:
-                    return None
-                this_cap = caps.first_pass() if cap is None else cap
-                b = sizer.size(len(pending) - i, len(pending[i].ids), this_cap)
-                state["i"] = i + b
-                state["cap"] = this_cap
-                return pending[i:i + b], b, this_cap
+        def run_batch(batch: list[_Row], cap: int, tuner: Any,
+                      lock: Any) -> tuple[list[int], list[_Row]]:
+            return self._generate_batch(requests, batch, p, special, cap, ch, slots, tuner, lock)
 
-        def stream(tuner: Any) -> None:
-            while (job := take()) is not None:
-                batch, b, this_cap = job
-                t0 = time.perf_counter()
-                done, left = self._generate_batch(requests, batch, p, special, this_cap, ch,
-                                                  slots, tuner, lock)
-                if ch.abort.is_set():
-                    return
-                with lock:
-                    sizer.record(len(batch), sum(done), time.perf_counter() - t0,
-                                 full=len(batch) == b)
-                    caps.record(done, len(left), this_cap)
-                    state["cut"] += left
-
-        while pending:
-            state.update(i=0, cut=[], cap=None, failed=[])
-            if self.streams > 1 and len(pending) > 1:
-                self._run_streams(stream, state["failed"])
-            else:
-                stream(self._threads)
-            if ch.abort.is_set():
-                return
-            pending = sorted(state["cut"], key=lambda r: -len(r.ids))
-            cap = caps.next_cap(state["cap"])
-
-    def _run_streams(self, stream: Any, errors: list[BaseException]) -> None:
-        """Run `stream(tuner)` in `self.streams` threads, this one included; each thread sets
-        its own torch thread count (it applies to the calling thread's operations). The first
-        error is raised once every stream has stopped (`errors` non-empty stops them)."""
-        import threading
-
-        tuners = self._stream_tuners
-        while len(tuners) < self.streams:
-            tuners.append(self._tuner())
-
-        def one(k: int) -> None:
-            try:
-                with self._torch.inference_mode():
-                    self._torch.set_num_threads(self._stream_threads)
-                    stream(tuners[k])
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
-                errors.append(exc)
-
-        others = [threading.Thread(target=one, args=(k,), name=f"evalkit-hf-stream-{k}",
-                                   daemon=True) for k in range(1, self.streams)]
-        for t in others:
-            t.start()
-        before = self._torch.get_num_threads()
-        one(0)
-        self._torch.set_num_threads(before)
-        for t in others:
-            t.join()
-        if errors:
-            raise errors[0]
+        run_group(rows, p.max_new_tokens, run_batch, batch_size=self.config.batch_size,
+                  max_batch_tokens=self.config.max_batch_tokens,
+                  streams=self._streams if self.streams > 1 else None, tuner=self._threads,
+                  aborted=ch.abort.is_set)
 
     def _finish(self, seq: list[int], p: GenParams) -> tuple[str, int, str, list[int]]:
         """(text, n_tokens, finish reason, token ids) of one generated sequence."""
