@@ -18,8 +18,9 @@ Modes (one or more per invocation; each writes bench/out/speed-<mode>[-hog].json
 * ``ci`` — bootstrap CI cost on the same hypotheses, interleaved pairs: evalkit's 1,000
   resamples (resample draw + all three corpus metrics) vs lm-eval's ``bootstrap_stderr``
   (100 corpus BLEU recomputations, its cap for BLEU/chrF).
-* ``threads`` — the hf backend generating 200 FLORES sentences with torch fixed at 1 thread,
-  at all cores, and with evalkit's measured choice, interleaved.
+* ``threads`` — the hf backend generating 200 FLORES sentences one batch at a time with torch
+  fixed at 1 thread, at all cores, and with evalkit's measured choice, and with the default
+  batches side by side (``streams``, each on its share of the cores), interleaved.
 * ``board`` — the leaderboard refresh that follows ``evalkit run`` for an output folder holding
   8 models × 2 FLORES tasks of the Basque board: the old full rebuild (with plots) vs
   ``update_for_run`` (statistics cache, plots on demand) after one model's run, interleaved.
