@@ -213,14 +213,30 @@ _INTERRUPTED = ("evalkit: interrupted; finished generations are saved, rerun the
 
 
 def main() -> None:
-    """Console entry point: EvalkitError → one line on stderr, exit 2 (130 when interrupted)."""
+    """Console entry point: EvalkitError → one line on stderr, exit 2 (130 when interrupted).
+
+    SIGTERM stops a command like Ctrl-C while it runs; the caller's handlers are back when
+    `main` returns or exits. (Left installed in an in-process caller, a Python-level SIGTERM
+    handler is inherited by every process it forks, and a signal arriving between ``fork``
+    and the child interpreter's reset is dropped: a multiprocessing pool's ``terminate`` then
+    waits for that worker forever.)"""
     import signal
 
-    usage_error, click_error, abort = _click_exceptions()
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     signal.signal(signal.SIGTERM, _terminate)
     # a command started in the background of a script inherits SIGINT ignored; `kill -INT`
     # must still stop a run cleanly (finished work kept, exit 130)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _main()
+    finally:
+        for sig, handler in before.items():
+            if handler is not None:  # None: installed outside Python, cannot be restored
+                signal.signal(sig, handler)
+
+
+def _main() -> None:
+    usage_error, click_error, abort = _click_exceptions()
     try:
         rc = app(standalone_mode=False)
     except EvalkitError as exc:

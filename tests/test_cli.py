@@ -135,3 +135,44 @@ def test_score_external_responses_json(tmp_path: Path, data_dir: Path) -> None:
 
     expect = sacrebleu.corpus_chrf([refs[0], "", "noe helt annet"], [refs[:3]]).score
     assert doc["metrics"]["chrf"]["value"] == pytest.approx(expect)
+
+
+SIGNALS_IN_PROCESS = """
+import contextlib, io, signal, sys
+from evalkit import cli
+
+def mine(signum, frame):
+    pass
+
+signal.signal(signal.SIGTERM, mine)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+seen = []
+real_app = cli.app
+def app(**kw):
+    seen.append((signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)))
+    return real_app(**kw)
+cli.app = app
+for argv in (["evalkit", "tasks"], ["evalkit", "run"]):  # success, then a usage error (exit 2)
+    sys.argv = argv
+    code = 0
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = exc.code
+    print("exit", code)
+    assert signal.getsignal(signal.SIGTERM) is mine, signal.getsignal(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+assert seen == [(cli._terminate, signal.default_int_handler)] * 2, seen
+print("handlers restored")
+"""
+
+
+def test_in_process_main_gives_the_callers_signal_handlers_back() -> None:
+    """While a command runs, SIGTERM stops it like Ctrl-C; afterwards (success or error) the
+    caller's own handlers are back — a handler left behind is inherited by every process the
+    caller forks, where a SIGTERM arriving right after the fork is lost."""
+    res = subprocess.run([sys.executable, "-c", SIGNALS_IN_PROCESS], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["exit", "0", "exit", "2", "handlers", "restored"]
