@@ -419,7 +419,7 @@ def mode_threads(s: Setup) -> dict[str, Any]:
         "    b._threads = None; torch.set_num_threads(int(mode))\n"
         "reqs = [GenRequest(translation_prompt('eng_Latn', 'nob_Latn', x), GEN) for x in src]\n"
         "t = time.perf_counter(); out = dict(b.generate(reqs)); wall = time.perf_counter() - t\n"
-        "tuners = [x for x in [b._threads, *b._stream_tuners] if x is not None]\n"
+        "tuners = [x for x in [b._threads, *b._streams.tuners] if x is not None]\n"
         "print(json.dumps({'wall': wall, 'texts': [out[i].texts[0] for i in range(len(reqs))],\n"
         "                  'streams': b.streams if mode == 'streams' else 1,\n"
         "                  'trials': [t.history for t in tuners] or None}))\n")

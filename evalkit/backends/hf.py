@@ -21,7 +21,6 @@ Several LoRA adapters of one base are loaded side by side with peft and switched
 
 from __future__ import annotations
 
-import contextlib
 import gc
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -109,7 +108,6 @@ class HFBackend:
             self.streams = config.streams or (2 if cores >= 2 else 1)
             self._stream_threads = max(1, cores // self.streams)
         self._streams = Streams(torch, self.streams, self._stream_threads, self._tuner)
-        self._stream_tuners = self._streams.tuners
         if self.device == "cpu" and torch.get_num_threads() > 1:
             from evalkit.backends.hf_native import read_json
             from evalkit.backends.hf_tuning import prefill_cost
@@ -282,8 +280,7 @@ class HFBackend:
 
         run_group(rows, p.max_new_tokens, run_batch, batch_size=self.config.batch_size,
                   max_batch_tokens=self.config.max_batch_tokens,
-                  streams=self._streams if self.streams > 1 else None, tuner=self._threads,
-                  aborted=ch.abort.is_set)
+                  streams=self._streams, tuner=self._threads, aborted=ch.abort.is_set)
 
     def _finish(self, seq: list[int], p: GenParams) -> tuple[str, int, str, list[int]]:
         """(text, n_tokens, finish reason, token ids) of one generated sequence."""
@@ -304,7 +301,7 @@ class HFBackend:
     def _generate_batch(self, requests: Sequence[GenRequest], batch: list[_Row],
                         p: GenParams, special: bool, cap: int, ch: Any,
                         slots: dict[int, list[tuple[str, int, str, list[int]] | None]],
-                        tuner: Any = None, lock: Any = None) -> tuple[list[int], list[_Row]]:
+                        tuner: Any, lock: Any) -> tuple[list[int], list[_Row]]:
         """Generate one batch of rows for up to `cap` new tokens.
 
         Every request whose samples have all finished goes to `ch` as ``("gen", (i, gen))``.
@@ -329,7 +326,7 @@ class HFBackend:
             if got[row.k] is not None:
                 return
             fin = self._finish(seq, p)
-            with lock or contextlib.nullcontext():  # a request's samples may be in two streams
+            with lock:  # a request's samples may be in two streams
                 got[row.k] = fin
                 complete = all(x is not None for x in got)
             finished.append(fin[1])
@@ -380,7 +377,7 @@ class HFBackend:
 
     def _native_batch(self, requests: Sequence[GenRequest], batch: list[_Row], input_ids: Any,
                       attn: Any, p: GenParams, special: bool, cap: int,
-                      on_finish: Any, ch: Any, tuner: Any = None) -> list[_Row]:
+                      on_finish: Any, ch: Any, tuner: Any) -> list[_Row]:
         """One batch on the native engine: same texts as ``generate``, finished rows dropped.
         Returns the rows still running at `cap` when it is below ``max_new_tokens``."""
         from evalkit.backends.hf_native import repetition_penalty

@@ -74,10 +74,11 @@ class Streams:
 
 
 def run_group(rows: list[Row], max_new_tokens: int, run_batch: RunBatch, *,
-              batch_size: int | None, max_batch_tokens: int, streams: Streams | None,
+              batch_size: int | None, max_batch_tokens: int, streams: Streams,
               tuner: Any, aborted: Callable[[], bool]) -> None:
     """Generate every row of one group: capped passes, measured batch sizes, `streams` side
-    by side (None: one batch at a time on this thread, tuned by `tuner`)."""
+    by side (one stream, or one row left: one batch at a time on this thread, tuned by
+    `tuner`)."""
     from evalkit.backends.hf_tuning import BatchSizer, CapSchedule
 
     sizer = BatchSizer(batch_size, max_batch_tokens)
@@ -113,7 +114,7 @@ def run_group(rows: list[Row], max_new_tokens: int, run_batch: RunBatch, *,
 
     while pending:
         state.update(i=0, cut=[], cap=None, failed=[])
-        if streams is not None and streams.count > 1 and len(pending) > 1:
+        if streams.count > 1 and len(pending) > 1:
             streams.run(stream, state["failed"])
         else:
             stream(tuner)
